@@ -1,0 +1,74 @@
+"""One settings model for every service, read from environment variables (12-factor).
+
+Every variable is prefixed ``CONDA_STORE_`` (e.g. ``CONDA_STORE_API_PORT=9000``); ``DATABASE_URL``
+and ``NATS_URL`` are also accepted bare because deployment tools set them that way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONDA_STORE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".data"), description="Embedded stack state (db, nats, artifacts).")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONDA_STORE_DATABASE_URL", "DATABASE_URL"),
+        description="postgresql:// URL; unset means the embedded cluster in data_dir.",
+    )
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("CONDA_STORE_NATS_URL", "NATS_URL"),
+    )
+    nats_stream: str = "CONDA_STORE_EVENTS"
+    subject_prefix: str = "condastore"
+
+    artifact_backend: Literal["local", "s3"] = "local"
+    artifact_dir: Path | None = Field(default=None, description="Local backend root; default data_dir/artifacts.")
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_external_endpoint: str | None = None
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "conda-store"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+
+    bind_host: str = "127.0.0.1"
+    api_port: int = 8080
+    registry_port: int = 5000
+    ui_port: int = 8081
+    solver_health_port: int = 8082
+    packer_health_port: int = 8083
+    relay_health_port: int = 8084
+    projector_health_port: int = 8085
+    external_url: str | None = Field(default=None, description="Public base URL of the API gateway.")
+    registry_external_url: str | None = None
+
+    secret: str = Field(default="", description="JWT signing secret; empty means one kept in data_dir.")
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    consumer_max_deliver: int = 5
+    consumer_ack_wait_s: float = 30.0
+    solve_timeout_s: float = 300.0
+    packer_concurrency: int = 2
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.artifact_dir or self.data_dir / "artifacts"
+
+    def subject(self, event_type: str) -> str:
+        return f"{self.subject_prefix}.events.{event_type}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,5 @@
+"""Test harness entry: each fixture module below starts real, throwaway servers on free ports."""
+
+pytest_plugins = [
+    # harness fixture modules are registered here, one line each
+]

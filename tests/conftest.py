@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     # harness fixture modules are registered here, one line each
+    "tests.harness.fixtures_core",
 ]

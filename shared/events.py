@@ -1,0 +1,302 @@
+"""The event vocabulary: one pydantic class per fact, named in the past tense.
+
+Payload classes carry only the domain fields; the envelope (`NewEvent` before it is stored,
+`RecordedEvent` after) adds identity, position and causality. Subscribers outside the project
+rely on these shapes, so a change that is not backwards compatible bumps ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BuildStatus = Literal["QUEUED", "BUILDING", "COMPLETED", "FAILED", "CANCELED"]
+ArtifactType = Literal[
+    "DIRECTORY",
+    "LOCKFILE",
+    "LOGS",
+    "YAML",
+    "CONDA_PACK",
+    "DOCKER_MANIFEST",
+    "CONSTRUCTOR_INSTALLER",
+    "CONTAINER_REGISTRY",
+    "DOCKER_BLOB",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventData(BaseModel):
+    """Base of every event payload; subclasses register themselves by class name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: ClassVar[int] = 1
+    registry: ClassVar[dict[str, type[EventData]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        EventData.registry[cls.__name__] = cls
+
+    @classmethod
+    def event_type(cls) -> str:
+        return cls.__name__
+
+
+# --- build flow -------------------------------------------------------------------------------
+
+
+class PackageRef(BaseModel):
+    """One resolved package, enough to pin, list and search it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    manager: Literal["conda", "pip"] = "conda"
+    name: str
+    version: str
+    build: str = ""
+    channel: str = ""
+    subdir: str = ""
+    url: str = ""
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    license: str | None = None
+    summary: str | None = None
+
+
+class SpecSubmitted(EventData):
+    build_id: int
+    namespace: str
+    environment: str
+    specification: dict[str, Any] = Field(description="The spec as stored (unnormalized channels).")
+    sha256: str
+    channels: list[str] = Field(default_factory=list, description="Resolved channel URLs.")
+    conda_dependencies: list[str] = Field(default_factory=list)
+    pip_dependencies: list[str] = Field(default_factory=list)
+    platforms: list[str] = Field(default_factory=lambda: ["linux-64"])
+    is_lockfile: bool = False
+    lockfile: dict[str, Any] | None = None
+    description: str = ""
+    build_key: str = ""
+    scheduled_on: datetime = Field(default_factory=utcnow)
+    rebuild_of: int | None = None
+
+
+class BuildStarted(EventData):
+    build_id: int
+    phase: str = "solve"
+    worker: str = ""
+
+
+class Solved(EventData):
+    build_id: int
+    lockfile_key: str
+    yaml_key: str
+    packages: list[PackageRef]
+    cache_hit: bool = False
+
+
+class Packed(EventData):
+    build_id: int
+    archive_key: str
+    logs_key: str
+    size: int
+    packages: list[PackageRef] = Field(default_factory=list)
+
+
+class ImagePushed(EventData):
+    build_id: int
+    manifest_digest: str
+    manifest_key: str
+    tags: list[str] = Field(default_factory=list)
+
+
+class BuildFailed(EventData):
+    build_id: int
+    phase: str
+    reason: str
+    logs_key: str | None = None
+
+
+class BuildCanceled(EventData):
+    build_id: int
+    reason: str = "canceled from the REST API"
+
+
+class BuildDeleted(EventData):
+    build_id: int
+    kept_artifacts: list[ArtifactType] = Field(default_factory=lambda: ["LOGS", "LOCKFILE", "YAML"])
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+class NamespaceCreated(EventData):
+    namespace: str
+
+
+class NamespaceDeleted(EventData):
+    namespace: str
+
+
+class NamespaceMetadataSet(EventData):
+    namespace: str
+    metadata: dict[str, Any]
+
+
+class RoleBindingsChanged(EventData):
+    """v1 role mappings of a namespace, replaced as a whole (conda-store's PUT semantics)."""
+
+    namespace: str
+    role_mappings: dict[str, list[str]]
+
+
+class NamespaceRoleSet(EventData):
+    """v2 role mapping: ``other_namespace`` gets ``role`` on ``namespace``; role None removes it."""
+
+    namespace: str
+    other_namespace: str
+    role: str | None
+
+
+class EnvironmentDeleted(EventData):
+    namespace: str
+    environment: str
+
+
+class EnvironmentDescriptionSet(EventData):
+    namespace: str
+    environment: str
+    description: str
+
+
+class CurrentBuildSet(EventData):
+    namespace: str
+    environment: str
+    build_id: int
+
+
+class SettingsChanged(EventData):
+    namespace: str | None = None
+    environment: str | None = None
+    values: dict[str, Any]
+
+
+class TokenIssued(EventData):
+    """Records that a token was minted; never the token itself."""
+
+    primary_namespace: str
+    role_bindings: dict[str, list[str]]
+    expiration: datetime
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+class MessageParked(EventData):
+    """A consumer could not use a message; it is kept here instead of being retried forever."""
+
+    consumer: str
+    subject: str
+    stream_sequence: int
+    error: str
+    payload: str
+
+
+# --- envelopes --------------------------------------------------------------------------------
+
+
+class EventMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+
+
+class NewEvent(BaseModel):
+    """An event about to be appended; the store gives it a stream version and a position."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    data: EventData
+    metadata: EventMetadata = Field(default_factory=EventMetadata)
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def type(self) -> str:
+        return self.data.event_type()
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "event_id": str(self.event_id),
+            "type": self.type,
+            "schema_version": self.data.schema_version,
+            "data": self.data.model_dump(mode="json"),
+            "metadata": self.metadata.model_dump(mode="json", exclude_none=True),
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+class RecordedEvent(BaseModel):
+    """An event as stored and as published on NATS (the JSON is the integration contract)."""
+
+    global_position: int
+    stream: str
+    version: int
+    event_id: uuid.UUID
+    type: str
+    schema_version: int = 1
+    data: dict[str, Any]
+    metadata: EventMetadata
+    occurred_at: datetime
+    recorded_at: datetime
+
+    def payload(self) -> EventData:
+        """The typed payload; raises UnknownEventType or pydantic.ValidationError on bad input."""
+        cls = EventData.registry.get(self.type)
+        if cls is None:
+            raise UnknownEventType(f"unknown event type {self.type!r}")
+        return cls.model_validate(self.data)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> RecordedEvent:
+        return cls.model_validate(json.loads(raw))
+
+
+def new_event(
+    data: EventData,
+    *,
+    actor: str | None = None,
+    correlation_id: str | None = None,
+    causation: RecordedEvent | None = None,
+) -> NewEvent:
+    """Build an envelope, inheriting correlation from the causing event when there is one."""
+    if causation is not None:
+        correlation_id = correlation_id or causation.metadata.correlation_id
+        actor = actor or causation.metadata.actor
+    return NewEvent(
+        data=data,
+        metadata=EventMetadata(
+            correlation_id=correlation_id,
+            causation_id=str(causation.event_id) if causation else None,
+            actor=actor,
+        ),
+    )
+
+
+def event_json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every event payload plus the envelope, keyed by type name."""
+    schemas = {name: cls.model_json_schema() for name, cls in sorted(EventData.registry.items())}
+    schemas["RecordedEvent"] = RecordedEvent.model_json_schema()
+    return schemas

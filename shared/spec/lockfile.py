@@ -1,0 +1,76 @@
+"""Lockfile submissions (``POST /specification/`` with ``is_lockfile: true``).
+
+The lockfile is validated with conda-lock's own v1 model, so whatever we accept
+``conda-lock install`` accepts too. Unlike conda-store, which answers 500 for a lockfile whose
+``version`` is not 1, we reject it with a 400-worthy :class:`SpecificationError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conda_lock.lockfile.v1.models import Lockfile
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
+
+from shared.spec.errors import SpecificationError
+from shared.spec.model import EnvironmentName, load_yaml
+
+SUPPORTED_LOCKFILE_VERSION = 1
+
+
+class LockfileSpecification(BaseModel):
+    """A named environment defined by a conda-lock v1 unified lockfile.
+
+    Its dump (what is stored and hashed) carries the lockfile in conda-lock's output form,
+    with ``version: 1`` and unset/None fields left out, as conda-store stores it.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+    name: EnvironmentName
+    description: str | None = ""
+    lockfile: Lockfile
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        data["lockfile"] = self.lockfile.dict_for_output()
+        return data
+
+
+def parse_lockfile_submission(
+    text: str, environment_name: str | None, description: str | None
+) -> LockfileSpecification:
+    """Parse and validate a lockfile submission.
+
+    Raises :class:`SpecificationError` with ``Unable to parse. Invalid YAML`` for bad YAML, an
+    explicit message for an unsupported ``version``, and pydantic's text (as conda-store
+    returns it, ``str(ValidationError)``) for anything else.
+    """
+    lockfile = load_yaml(text)
+    if isinstance(lockfile, dict) and "version" in lockfile:
+        version = lockfile["version"]
+        if type(version) is not int or version != SUPPORTED_LOCKFILE_VERSION:
+            raise SpecificationError(
+                f"Unsupported lockfile version {version!r}: only conda-lock unified "
+                f"lockfiles with version {SUPPORTED_LOCKFILE_VERSION} are accepted"
+            )
+    if lockfile is not None and not isinstance(lockfile, dict):
+        raise SpecificationError(
+            "Invalid lockfile: expected a conda-lock v1 unified lockfile mapping with "
+            "'version', 'metadata' and 'package'"
+        )
+    if isinstance(lockfile, dict):
+        # conda-store validates without the version key (conda-lock supplies it), so the
+        # error texts below show the same input value as conda-store's.
+        lockfile = {k: v for k, v in lockfile.items() if k != "version"}
+    data = {"name": environment_name, "description": description, "lockfile": lockfile}
+    try:
+        return LockfileSpecification.model_validate(data)
+    except ValidationError as exc:
+        raise SpecificationError(str(exc)) from exc

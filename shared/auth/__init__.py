@@ -1,0 +1,128 @@
+"""Pure authentication and authorization logic compatible with conda-store 2025.2.2.
+
+No I/O happens here: the web layer reads cookies/headers and database role mappings, then calls
+these functions. See ``/work/shared/reference/conda-store.md`` section 2 for the behaviour being
+reproduced.
+"""
+
+from shared.auth.arn import (
+    ALLOWED_CHARACTERS,
+    GLOBAL_ARN,
+    InvalidArnError,
+    arn_matches,
+    compile_binding_key,
+    is_arn_subset,
+    is_valid_name,
+    split_binding_key,
+    sql_like_patterns,
+    validate_binding_key,
+)
+from shared.auth.authenticators import (
+    DummyAuthenticator,
+    OAuthAuthenticator,
+    OAuthError,
+    OAuthTransport,
+)
+from shared.auth.bindings import (
+    AUTHENTICATED_ROLE_BINDINGS,
+    UNAUTHENTICATED_ROLE_BINDINGS,
+    RoleBindings,
+    binding_permissions,
+    effective_bindings,
+    entity_permissions,
+    is_authorized,
+    is_visible,
+    list_filter_patterns,
+    permission_response_data,
+)
+from shared.auth.credentials import (
+    AUTH_COOKIE_NAME,
+    credential_from_authorization,
+    extract_credential,
+)
+from shared.auth.minting import (
+    EXPIRATION_ERROR,
+    SUBSET_ERROR,
+    TokenMintError,
+    anonymous_mint_caller,
+    is_subset_bindings,
+    mint_token,
+)
+from shared.auth.permissions import (
+    ADMIN_PERMISSIONS,
+    DEFAULT_ROLE_MAPPINGS,
+    EDITOR_PERMISSIONS,
+    VIEWER_PERMISSIONS,
+    InvalidRoleError,
+    Permission,
+    Role,
+    RoleMappings,
+    UnknownRoleError,
+    role_permissions,
+    roles_to_permissions,
+    storable_role,
+)
+from shared.auth.tokens import (
+    DEFAULT_JWT_ALGORITHM,
+    AuthenticationToken,
+    TokenCodec,
+    decode_token,
+    encode_token,
+    format_expiration,
+    generate_secret,
+)
+
+__all__ = [
+    "ADMIN_PERMISSIONS",
+    "ALLOWED_CHARACTERS",
+    "AUTHENTICATED_ROLE_BINDINGS",
+    "AUTH_COOKIE_NAME",
+    "DEFAULT_JWT_ALGORITHM",
+    "DEFAULT_ROLE_MAPPINGS",
+    "EDITOR_PERMISSIONS",
+    "EXPIRATION_ERROR",
+    "GLOBAL_ARN",
+    "SUBSET_ERROR",
+    "UNAUTHENTICATED_ROLE_BINDINGS",
+    "VIEWER_PERMISSIONS",
+    "AuthenticationToken",
+    "DummyAuthenticator",
+    "InvalidArnError",
+    "InvalidRoleError",
+    "OAuthAuthenticator",
+    "OAuthError",
+    "OAuthTransport",
+    "Permission",
+    "Role",
+    "RoleBindings",
+    "RoleMappings",
+    "TokenCodec",
+    "TokenMintError",
+    "UnknownRoleError",
+    "anonymous_mint_caller",
+    "arn_matches",
+    "binding_permissions",
+    "compile_binding_key",
+    "credential_from_authorization",
+    "decode_token",
+    "effective_bindings",
+    "encode_token",
+    "entity_permissions",
+    "extract_credential",
+    "format_expiration",
+    "generate_secret",
+    "is_arn_subset",
+    "is_authorized",
+    "is_subset_bindings",
+    "is_valid_name",
+    "is_visible",
+    "list_filter_patterns",
+    "mint_token",
+    "permission_response_data",
+    "role_permissions",
+    "roles_to_permissions",
+    "sql_like_patterns",
+    "split_binding_key",
+    "storable_role",
+    "validate_binding_key",
+]

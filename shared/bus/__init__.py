@@ -1,0 +1,1 @@
+"""The bus: events table → JetStream (relay) and JetStream → workers (consumers)."""

@@ -1,0 +1,266 @@
+"""Reading and writing the read-model tables (the projector's adapter to Postgres)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from .model import Artifact, Build, Dirty, Environment, Namespace, ReadModel, Specification
+
+TABLES = (
+    "namespaces",
+    "environments",
+    "specifications",
+    "builds",
+    "build_artifacts",
+    "build_packages",
+    "runtime_settings",
+)
+PACKAGE_COLUMNS = (
+    "manager",
+    "name",
+    "version",
+    "build",
+    "channel",
+    "subdir",
+    "url",
+    "sha256",
+    "md5",
+    "size",
+    "license",
+    "summary",
+)
+
+
+async def create_tables(conn: asyncpg.Connection) -> None:
+    root = resources.files("shared.projections") / "sql"
+    for name in sorted(p.name for p in root.iterdir() if p.name.endswith(".sql")):
+        await conn.execute((root / name).read_text())
+
+
+async def drop_tables(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+
+
+async def load_model(conn: asyncpg.Connection) -> ReadModel:
+    """The whole read model except package rows, which the fold only ever replaces."""
+    model = ReadModel()
+    for r in await conn.fetch("SELECT * FROM namespaces"):
+        model.namespaces[r["name"]] = Namespace(
+            r["id"],
+            r["name"],
+            r["created_on"],
+            r["metadata"],
+            r["role_mappings"],
+            r["role_mappings_v2"],
+            r["deleted_on"],
+        )
+    for r in await conn.fetch("SELECT * FROM environments"):
+        model.environments[(r["namespace"], r["name"])] = Environment(
+            r["id"],
+            r["namespace_id"],
+            r["namespace"],
+            r["name"],
+            r["created_on"],
+            r["current_build_id"],
+            r["description"],
+            r["deleted_on"],
+        )
+    for r in await conn.fetch("SELECT * FROM specifications"):
+        model.specifications[r["sha256"]] = Specification(
+            r["id"], r["name"], r["spec"], r["sha256"], r["created_on"]
+        )
+    for r in await conn.fetch("SELECT * FROM builds ORDER BY id"):
+        model.add_build(
+            Build(
+                r["id"],
+                r["environment_id"],
+                r["namespace"],
+                r["environment"],
+                r["specification_id"],
+                r["status"],
+                r["scheduled_on"],
+                r["build_key"],
+                r["is_lockfile"],
+                r["status_info"],
+                r["size"],
+                r["started_on"],
+                r["ended_on"],
+                r["deleted_on"],
+            )
+        )
+    for r in await conn.fetch("SELECT * FROM build_artifacts"):
+        build = model.builds.get(r["build_id"])
+        if build is not None:
+            build.artifacts[r["artifact_type"]] = Artifact(r["id"], r["artifact_type"], r["key"])
+    for r in await conn.fetch("SELECT * FROM runtime_settings"):
+        model.settings[r["level_key"]] = r["data"]
+    for kind, table in (
+        ("namespace", "namespaces"),
+        ("environment", "environments"),
+        ("specification", "specifications"),
+        ("artifact", "build_artifacts"),
+    ):
+        model.next_ids[kind] = int(await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {table}"))
+    v2 = [m["id"] for ns in model.namespaces.values() for m in ns.role_mappings_v2]
+    model.next_ids["role_mapping_v2"] = max(v2, default=0)
+    model.take_dirty()
+    return model
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: str) -> str:
+    cols = ", ".join(columns)
+    params = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({cols}) VALUES ({params}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+NS_COLS = (
+    "id",
+    "name",
+    "metadata",
+    "role_mappings",
+    "role_mappings_v2",
+    "created_on",
+    "deleted_on",
+)
+ENV_COLS = (
+    "id",
+    "namespace_id",
+    "namespace",
+    "name",
+    "current_build_id",
+    "description",
+    "created_on",
+    "deleted_on",
+)
+SPEC_COLS = ("id", "name", "spec", "sha256", "created_on")
+BUILD_COLS = (
+    "id",
+    "environment_id",
+    "namespace",
+    "environment",
+    "specification_id",
+    "status",
+    "status_info",
+    "size",
+    "build_key",
+    "is_lockfile",
+    "scheduled_on",
+    "started_on",
+    "ended_on",
+    "deleted_on",
+)
+
+
+def _package_rows(build_id: int, packages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            build_id,
+            i,
+            *(
+                p.get(c, "" if c in ("build", "channel", "subdir", "url") else None)
+                for c in PACKAGE_COLUMNS
+            ),
+        )
+        for i, p in enumerate(packages)
+    ]
+
+
+async def write_dirty(conn: asyncpg.Connection, model: ReadModel, dirty: Dirty) -> None:
+    """Write every row the fold touched; the caller wraps this in a transaction."""
+    if dirty.namespaces:
+        await conn.executemany(
+            _upsert("namespaces", NS_COLS, "id"),
+            [
+                (
+                    n.id,
+                    n.name,
+                    n.metadata,
+                    n.role_mappings,
+                    n.role_mappings_v2,
+                    n.created_on,
+                    n.deleted_on,
+                )
+                for n in (model.namespaces[k] for k in dirty.namespaces)
+            ],
+        )
+    if dirty.environments:
+        await conn.executemany(
+            _upsert("environments", ENV_COLS, "id"),
+            [
+                (
+                    e.id,
+                    e.namespace_id,
+                    e.namespace,
+                    e.name,
+                    e.current_build_id,
+                    e.description,
+                    e.created_on,
+                    e.deleted_on,
+                )
+                for e in (model.environments[k] for k in dirty.environments)
+            ],
+        )
+    if dirty.specifications:
+        await conn.executemany(
+            _upsert("specifications", SPEC_COLS, "id"),
+            [
+                (s.id, s.name, s.spec, s.sha256, s.created_on)
+                for s in (model.specifications[k] for k in dirty.specifications)
+            ],
+        )
+    if dirty.builds:
+        builds = [model.builds[k] for k in sorted(dirty.builds)]
+        await conn.executemany(
+            _upsert("builds", BUILD_COLS, "id"),
+            [
+                (
+                    b.id,
+                    b.environment_id,
+                    b.namespace,
+                    b.environment,
+                    b.specification_id,
+                    b.status,
+                    b.status_info,
+                    b.size,
+                    b.build_key,
+                    b.is_lockfile,
+                    b.scheduled_on,
+                    b.started_on,
+                    b.ended_on,
+                    b.deleted_on,
+                )
+                for b in builds
+            ],
+        )
+        ids = [b.id for b in builds]
+        await conn.execute("DELETE FROM build_artifacts WHERE build_id = ANY($1)", ids)
+        await conn.copy_records_to_table(
+            "build_artifacts",
+            records=[
+                (a.id, b.id, a.artifact_type, a.key) for b in builds for a in b.artifacts.values()
+            ],
+            columns=("id", "build_id", "artifact_type", "key"),
+        )
+    if dirty.packages:
+        await conn.execute(
+            "DELETE FROM build_packages WHERE build_id = ANY($1)", list(dirty.packages)
+        )
+        await conn.copy_records_to_table(
+            "build_packages",
+            records=[
+                row for bid, pkgs in dirty.packages.items() for row in _package_rows(bid, pkgs)
+            ],
+            columns=("build_id", "idx", *PACKAGE_COLUMNS),
+        )
+    if dirty.settings:
+        await conn.executemany(
+            _upsert("runtime_settings", ("level_key", "data"), "level_key"),
+            [(k, model.settings[k]) for k in dirty.settings],
+        )

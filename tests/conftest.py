@@ -4,5 +4,6 @@ pytest_plugins = [
     # harness fixture modules are registered here, one line each
     "tests.harness.fixtures_channels",
     "tests.harness.fixtures_core",
+    "tests.harness.fixtures_stack",
     "tests.harness.fixtures_s3",
 ]

@@ -1,0 +1,13 @@
+"""API gateway process: serves the FastAPI app built by ``services.api.app``."""
+
+from __future__ import annotations
+
+from shared.http import serve_app
+from shared.service import ServiceContext
+
+from .app import create_app
+
+
+async def main(ctx: ServiceContext) -> None:
+    app = create_app(ctx.settings)
+    await serve_app(app, ctx.settings.bind_host, ctx.settings.api_port, ctx.stop)

@@ -1,0 +1,27 @@
+"""Serving an ASGI app inside a service process, stopped by the service's stop event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import uvicorn
+
+
+async def serve_app(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    # The service runner owns SIGINT/SIGTERM; uvicorn must not take them over.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving

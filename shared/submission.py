@@ -1,0 +1,112 @@
+"""Submitting a specification: the one command every entry point (API, registry, tests) uses.
+
+It resolves conda-store's runtime settings for the target namespace/environment, normalizes
+the spec (raising SpecificationError for a 400), allocates the build id and appends
+``SpecSubmitted`` to the new build's stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from shared.events import SpecSubmitted, new_event, utcnow
+from shared.eventstore import NO_STREAM, EventStore
+from shared.runtime_settings import ResolvedSettings, merge_settings
+from shared.spec import (
+    CondaSpecification,
+    build_key_v2,
+    normalize_specification,
+    specification_sha256,
+)
+
+
+async def resolved_settings(
+    pool: asyncpg.Pool, namespace: str | None = None, environment: str | None = None
+) -> ResolvedSettings:
+    """conda-store's merge: defaults < global < namespace < environment (read model)."""
+    levels = [""]
+    if namespace:
+        levels.append(namespace)
+        if environment:
+            levels.append(f"{namespace}/{environment}")
+    try:
+        rows = await pool.fetch(
+            "SELECT level_key, data FROM runtime_settings WHERE level_key = ANY($1)", levels
+        )
+    except asyncpg.UndefinedTableError:
+        rows = []
+    layers: dict[str, dict[str, Any]] = {r["level_key"]: r["data"] for r in rows}
+    return merge_settings(
+        None,
+        layers.get(""),
+        layers.get(namespace) if namespace else None,
+        layers.get(f"{namespace}/{environment}") if namespace and environment else None,
+    )
+
+
+async def submit_specification(
+    store: EventStore,
+    spec: CondaSpecification,
+    namespace: str,
+    *,
+    actor: str | None = None,
+    settings: ResolvedSettings | None = None,
+    rebuild_of: int | None = None,
+) -> SpecSubmitted:
+    """Normalize and submit; returns the appended event's payload (with ``build_id``)."""
+    if settings is None:
+        settings = await resolved_settings(store.pool, namespace, spec.name)
+    normalized = normalize_specification(spec, settings)
+    stored = normalized.spec
+    sha256 = normalized.sha256
+    build_id = await store.next_build_id()
+    scheduled_on = utcnow()
+    data = SpecSubmitted(
+        build_id=build_id,
+        namespace=namespace,
+        environment=stored.name,
+        specification=stored.model_dump(),
+        sha256=sha256,
+        channels=normalized.channel_urls,
+        conda_dependencies=stored.conda_dependencies(),
+        pip_dependencies=stored.pip_dependencies(),
+        platforms=list(settings.conda_solve_platforms),
+        description=stored.description or "",
+        build_key=build_key_v2(sha256, scheduled_on, build_id, stored.name),
+        scheduled_on=scheduled_on,
+        rebuild_of=rebuild_of,
+    )
+    event = new_event(data, actor=actor, correlation_id=f"build-{build_id}")
+    await store.append(f"build-{build_id}", [event], NO_STREAM)
+    return data
+
+
+async def submit_lockfile(
+    store: EventStore,
+    lockfile_spec: Any,
+    namespace: str,
+    *,
+    actor: str | None = None,
+) -> SpecSubmitted:
+    """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving."""
+    spec_dict = lockfile_spec.model_dump()
+    sha256 = specification_sha256(spec_dict)
+    build_id = await store.next_build_id()
+    scheduled_on = utcnow()
+    data = SpecSubmitted(
+        build_id=build_id,
+        namespace=namespace,
+        environment=lockfile_spec.name,
+        specification=spec_dict,
+        sha256=sha256,
+        is_lockfile=True,
+        lockfile=spec_dict["lockfile"],
+        description=lockfile_spec.description or "",
+        build_key=build_key_v2(sha256, scheduled_on, build_id, lockfile_spec.name),
+        scheduled_on=scheduled_on,
+    )
+    event = new_event(data, actor=actor, correlation_id=f"build-{build_id}")
+    await store.append(f"build-{build_id}", [event], NO_STREAM)
+    return data

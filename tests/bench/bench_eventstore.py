@@ -23,8 +23,8 @@ from shared.embedded.postgres import PostgresCluster
 from shared.events import (
     BuildStarted,
     NewEvent,
-    Packed,
     PackageRef,
+    Packed,
     SettingsChanged,
     Solved,
     SpecSubmitted,

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     projector_health_port: int = 8085
     external_url: str | None = Field(default=None, description="Public base URL of the API gateway.")
     registry_external_url: str | None = None
+    ui_url: str | None = Field(default=None, description="Where the API finds the ui service.")
 
     secret: str = Field(default="", description="JWT signing secret; empty means one kept in data_dir.")
     log_level: str = "INFO"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from shared.eventstore import EventStore, record_from_row
+from shared.events import MessageParked, RecordedEvent, new_event
+from shared.eventstore import Append, EventStore, record_from_row
 from shared.eventstore.leader import leadership
 from shared.eventstore.tail import LogTailer
 from shared.logging import get_logger
@@ -19,6 +20,40 @@ from .store import create_tables, drop_tables, load_model, write_dirty
 
 POSITION_NAME = "projector"
 log = get_logger(__name__)
+
+
+def apply_or_park(model: ReadModel, event: RecordedEvent) -> tuple[RecordedEvent, str] | None:
+    """Apply one event; an event the fold cannot use is logged and returned, never fatal."""
+    try:
+        model.apply(event)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "projection skipped an unusable event",
+            event_id=str(event.event_id),
+            event_type=event.type,
+            global_position=event.global_position,
+            error=error,
+        )
+        return event, error
+    return None
+
+
+async def park(store: EventStore, event: RecordedEvent, error: str) -> None:
+    """Record the skipped event once (tracked by event id, so replays do not repeat it)."""
+    parked = new_event(
+        MessageParked(
+            consumer=POSITION_NAME,
+            subject=event.type,
+            stream_sequence=event.global_position,
+            error=error[:2000],
+            payload=event.model_dump_json()[:10000],
+        )
+    )
+    await store.append_many(
+        [Append(f"parked-{POSITION_NAME}", [parked])],
+        tracking=(POSITION_NAME, str(event.event_id)),
+    )
 
 
 class Projector:
@@ -41,14 +76,15 @@ class Projector:
             log.info("projector started", position=self.position)
             async with LogTailer(self.store, self.position, self.batch_size) as tailer:
                 async for batch in tailer.batches():
-                    for event in batch:
-                        self.model.apply(event)
+                    parked = [p for event in batch if (p := apply_or_park(self.model, event))]
                     last = batch[-1].global_position
                     async with self.store.transaction() as conn:
                         await write_dirty(conn, self.model, self.model.take_dirty())
                         await self.store.save_position(POSITION_NAME, last, conn)
                         await conn.execute("SELECT pg_notify('cs_projection', $1)", str(last))
                     tailer.position = self.position = last
+                    for event, error in parked:
+                        await park(self.store, event, error)
 
 
 async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tuple[int, float]:
@@ -73,7 +109,7 @@ async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tup
                         prefetch=batch_size,
                     )
                     async for row in cursor:
-                        model.apply(record_from_row(row))
+                        apply_or_park(model, record_from_row(row))
                         position = row["global_position"]
                         count += 1
             await write_dirty(conn, model, model.take_dirty())

@@ -17,8 +17,8 @@ from shared.events import (
     NamespaceDeleted,
     NamespaceMetadataSet,
     NamespaceRoleSet,
-    Packed,
     PackageRef,
+    Packed,
     RoleBindingsChanged,
     SettingsChanged,
     Solved,
@@ -143,3 +143,32 @@ async def test_live_projection_matches_rebuild(event_store: EventStore) -> None:
         "": {"conda_default_channels": ["x"]},
         "alpha": {"conda_included_packages": ["y"]},
     }
+
+
+async def test_unusable_events_are_parked_and_projection_goes_on(event_store: EventStore) -> None:
+    async with event_store.pool.acquire() as conn:
+        for type_, data in (("SpecSubmitted", {"build_id": 9}), ("FromTheFuture", {"x": 1})):
+            await conn.fetch(
+                "SELECT * FROM append_events($1, NULL, $2)",
+                "raw",
+                [
+                    {
+                        "event_id": str(__import__("uuid").uuid4()),
+                        "type": type_,
+                        "schema_version": 1,
+                        "data": data,
+                        "metadata": {},
+                        "occurred_at": "2026-01-01T00:00:00+00:00",
+                    }
+                ],
+            )
+    await event_store.append("namespace-ok", [new_event(NamespaceCreated(namespace="ok"))])
+    await run_projector_until(event_store, await event_store.last_position(), batch_size=10)
+    assert await event_store.pool.fetchval("SELECT name FROM namespaces") == "ok"
+    parked = await event_store.read_stream("parked-projector")
+    assert [p.data["subject"] for p in parked] == ["SpecSubmitted"]  # unknown types are ignored
+    assert "KeyError" in parked[0].data["error"]
+    # a rebuild meets the same event again but does not park it twice
+    await rebuild_projections(event_store)
+    await run_projector_until(event_store, await event_store.last_position(), batch_size=10)
+    assert len(await event_store.read_stream("parked-projector")) == 1

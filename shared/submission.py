@@ -46,6 +46,25 @@ async def resolved_settings(
     )
 
 
+async def _submit(
+    store: EventStore, actor: str | None, name: str, sha256: str, **fields: Any
+) -> SpecSubmitted:
+    """Allocate the build id, derive the build key, append ``SpecSubmitted`` to a new stream."""
+    build_id = await store.next_build_id()
+    scheduled_on = utcnow()
+    data = SpecSubmitted(
+        build_id=build_id,
+        environment=name,
+        sha256=sha256,
+        build_key=build_key_v2(sha256, scheduled_on, build_id, name),
+        scheduled_on=scheduled_on,
+        **fields,
+    )
+    event = new_event(data, actor=actor, correlation_id=f"build-{build_id}")
+    await store.append(f"build-{build_id}", [event], NO_STREAM)
+    return data
+
+
 async def submit_specification(
     store: EventStore,
     spec: CondaSpecification,
@@ -60,27 +79,20 @@ async def submit_specification(
         settings = await resolved_settings(store.pool, namespace, spec.name)
     normalized = normalize_specification(spec, settings)
     stored = normalized.spec
-    sha256 = normalized.sha256
-    build_id = await store.next_build_id()
-    scheduled_on = utcnow()
-    data = SpecSubmitted(
-        build_id=build_id,
+    return await _submit(
+        store,
+        actor,
+        stored.name,
+        normalized.sha256,
         namespace=namespace,
-        environment=stored.name,
         specification=stored.model_dump(),
-        sha256=sha256,
         channels=normalized.channel_urls,
         conda_dependencies=stored.conda_dependencies(),
         pip_dependencies=stored.pip_dependencies(),
         platforms=list(settings.conda_solve_platforms),
         description=stored.description or "",
-        build_key=build_key_v2(sha256, scheduled_on, build_id, stored.name),
-        scheduled_on=scheduled_on,
         rebuild_of=rebuild_of,
     )
-    event = new_event(data, actor=actor, correlation_id=f"build-{build_id}")
-    await store.append(f"build-{build_id}", [event], NO_STREAM)
-    return data
 
 
 async def submit_lockfile(
@@ -92,21 +104,14 @@ async def submit_lockfile(
 ) -> SpecSubmitted:
     """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving."""
     spec_dict = lockfile_spec.model_dump()
-    sha256 = specification_sha256(spec_dict)
-    build_id = await store.next_build_id()
-    scheduled_on = utcnow()
-    data = SpecSubmitted(
-        build_id=build_id,
+    return await _submit(
+        store,
+        actor,
+        lockfile_spec.name,
+        specification_sha256(spec_dict),
         namespace=namespace,
-        environment=lockfile_spec.name,
         specification=spec_dict,
-        sha256=sha256,
         is_lockfile=True,
         lockfile=spec_dict["lockfile"],
         description=lockfile_spec.description or "",
-        build_key=build_key_v2(sha256, scheduled_on, build_id, lockfile_spec.name),
-        scheduled_on=scheduled_on,
     )
-    event = new_event(data, actor=actor, correlation_id=f"build-{build_id}")
-    await store.append(f"build-{build_id}", [event], NO_STREAM)
-    return data

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     external_url: str | None = Field(default=None, description="Public base URL of the API gateway.")
     registry_external_url: str | None = None
     ui_url: str | None = Field(default=None, description="Where the API finds the ui service.")
+    api_url: str | None = Field(
+        default=None,
+        description="Where the ui service finds the API gateway; default http://<bind_host>:<api_port>.",
+    )
+    ui_oauth_login_url: str | None = Field(
+        default=None, description="When set, the login page offers an OAuth button linking here."
+    )
 
     secret: str = Field(default="", description="JWT signing secret; empty means one kept in data_dir.")
     log_level: str = "INFO"

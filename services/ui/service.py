@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
 from shared.http import serve_app
 from shared.service import ServiceContext
 
+from .app import create_app
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="conda-store ui")
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "service": "ui"}
-
-    return app
+__all__ = ["create_app", "main"]
 
 
 async def main(ctx: ServiceContext) -> None:
-    await serve_app(create_app(), ctx.settings.bind_host, ctx.settings.ui_port, ctx.stop)
+    await serve_app(
+        create_app(ctx.settings), ctx.settings.bind_host, ctx.settings.ui_port, ctx.stop
+    )

@@ -1,0 +1,71 @@
+"""``/build/<id>/``: a build's metadata, packages, artifacts, usage hints and live log."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from services.ui import permissions as P
+from services.ui.client import ApiClient
+from services.ui.deps import api_for, viewer_for
+from services.ui.render import build_key_of, render
+
+router = APIRouter()
+
+
+@router.get("/build/{build_id}/", response_class=HTMLResponse)
+async def build_page(request: Request, build_id: int, search: str = "") -> HTMLResponse:
+    api = api_for(request)
+    params = {"size": 100, "sort_by": "name"}
+    if search:
+        params["search"] = search
+    viewer, build, packages, docker = await asyncio.gather(
+        viewer_for(request, api),
+        api.data(f"/api/v1/build/{build_id}/"),
+        api.get(f"/api/v1/build/{build_id}/packages/", **params),
+        api.text_or_none(f"/api/v1/build/{build_id}/docker/"),
+    )
+    namespace = build.get("namespace") or ""
+    environment = build.get("environment") or ""
+    if not (namespace and environment):
+        env = await _find_environment(api, build)
+        if env:
+            namespace, environment = env["namespace"]["name"], env["name"]
+    if not environment:
+        environment = (build.get("specification") or {}).get("name") or ""
+    arn = f"{namespace}/{environment}"
+    artifacts = {a["artifact_type"]: a for a in build.get("build_artifacts") or []}
+    settings = request.app.state.settings
+    return render(
+        request,
+        "build.html",
+        viewer=viewer,
+        build=build,
+        namespace=namespace,
+        environment=environment,
+        build_key=build_key_of(build, environment),
+        packages=packages.get("data") or [],
+        package_count=packages.get("count", 0),
+        search=search,
+        artifacts=artifacts,
+        docker=docker if docker and "error" not in docker[:20] else None,
+        base_url=(settings.external_url or str(request.base_url)).rstrip("/"),
+        can_update=viewer.can(P.ENVIRONMENT_UPDATE, arn),
+        can_delete_build=viewer.can(P.BUILD_DELETE, arn),
+        can_cancel=viewer.can(P.BUILD_CANCEL, arn),
+    )
+
+
+async def _find_environment(api: ApiClient, build: dict) -> dict | None:
+    """Resolve the environment of a build from the builds list, which carries both ids."""
+    spec_name = (build.get("specification") or {}).get("name")
+    params: dict = {"size": 100}
+    if spec_name:
+        params["search"] = spec_name
+    listing = await api.get("/api/v1/environment/", **params)
+    for env in listing.get("data") or []:
+        if env["id"] == build.get("environment_id"):
+            return env
+    return None

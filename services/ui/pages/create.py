@@ -1,0 +1,85 @@
+"""``/create/``: a new environment (or a new build of one) from an editor, an upload or a
+lockfile, checked line by line before anything is submitted."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from services.ui.deps import api_for, viewer_for
+from services.ui.render import render
+from services.ui.validate import check_lockfile, check_specification
+
+router = APIRouter()
+
+EXAMPLE = """name: my-environment
+channels:
+  - conda-forge
+dependencies:
+  - python >=3.11
+  - numpy
+"""
+_KEY_ORDER = ("name", "description", "channels", "dependencies", "variables", "prefix")
+
+
+def spec_to_yaml(spec: dict[str, Any]) -> str:
+    """A stored specification as the YAML a person would have written (defaults left out)."""
+    ordered = {k: spec[k] for k in _KEY_ORDER if k in spec}
+    ordered.update({k: v for k, v in spec.items() if k not in ordered})
+    kept = {k: v for k, v in ordered.items() if v not in (None, "", [], {}) or k == "dependencies"}
+    return yaml.safe_dump(kept, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+async def namespace_names(request: Request) -> list[str]:
+    listing = await api_for(request).get("/api/v1/namespace/", size=100, sort_by="name")
+    return [n["name"] for n in listing.get("data") or []]
+
+
+@router.get("/create/", response_class=HTMLResponse)
+async def create_page(request: Request, namespace: str = "", environment: str = "") -> HTMLResponse:
+    api = api_for(request)
+    viewer, names = await asyncio.gather(viewer_for(request, api), namespace_names(request))
+    text, editing = EXAMPLE, None
+    if namespace and environment:
+        env = await api.data(f"/api/v1/environment/{namespace}/{environment}/")
+        editing = env
+        if env.get("current_build_id"):
+            build = await api.data(f"/api/v1/build/{env['current_build_id']}/")
+            spec = (build.get("specification") or {}).get("spec")
+            if spec and "lockfile" not in spec:
+                text = spec_to_yaml(spec)
+    choices = viewer.creatable_namespaces(names)
+    selected = namespace or (choices[0] if choices else viewer.primary_namespace)
+    return render(
+        request,
+        "create.html",
+        viewer=viewer,
+        namespaces=choices,
+        selected=selected,
+        text=text,
+        editing=editing,
+    )
+
+
+class ValidateBody(BaseModel):
+    text: str
+    namespace: str = ""
+    is_lockfile: bool = False
+    environment_name: str = ""
+
+
+@router.post("/create/validate")
+async def validate(request: Request, body: ValidateBody) -> JSONResponse:
+    """Check a specification as the API would; the namespace's settings add channel rules."""
+    if body.is_lockfile:
+        verdict = check_lockfile(body.text, body.environment_name)
+        return JSONResponse(verdict.as_json())
+    settings = None
+    if body.namespace:
+        settings = await api_for(request).data_or_none(f"/api/v1/setting/{body.namespace}/")
+    return JSONResponse(check_specification(body.text, settings).as_json())

@@ -1,0 +1,54 @@
+"""``/environment/<ns>/<name>/``: the current spec, disk use, and every build with its actions."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from services.ui import permissions as P
+from services.ui.deps import api_for, viewer_for
+from services.ui.pages.create import spec_to_yaml
+from services.ui.render import render
+
+router = APIRouter()
+
+
+@router.get("/environment/{namespace}/{name}/", response_class=HTMLResponse)
+async def environment_page(request: Request, namespace: str, name: str) -> HTMLResponse:
+    api = api_for(request)
+    viewer, env, listing = await asyncio.gather(
+        viewer_for(request, api),
+        api.data(f"/api/v1/environment/{namespace}/{name}/"),
+        api.get(
+            "/api/v1/build/",
+            namespace=namespace,
+            name=name,
+            sort_by="id",
+            order="desc",
+            size=100,
+        ),
+    )
+    builds = [b for b in listing.get("data") or [] if b.get("environment_id") == env["id"]]
+    current = None
+    if env.get("current_build_id"):
+        current = await api.data_or_none(f"/api/v1/build/{env['current_build_id']}/")
+    spec = ((current or {}).get("specification") or {}).get("spec")
+    arn = f"{namespace}/{name}"
+    return render(
+        request,
+        "environment.html",
+        viewer=viewer,
+        env=env,
+        builds=builds,
+        current=current,
+        spec_yaml=spec_to_yaml(spec) if spec else None,
+        disk=sum(b.get("size") or 0 for b in builds if not b.get("deleted_on")),
+        running=any(b["status"] in ("QUEUED", "BUILDING") for b in builds),
+        can_update=viewer.can(P.ENVIRONMENT_UPDATE, arn),
+        can_create=viewer.can(P.ENVIRONMENT_CREATE, arn),
+        can_delete=viewer.can(P.ENVIRONMENT_DELETE, arn),
+        can_delete_build=viewer.can(P.BUILD_DELETE, arn),
+        can_cancel=viewer.can(P.BUILD_CANCEL, arn),
+    )

@@ -1,0 +1,38 @@
+"""``/login/`` (a form whose script posts JSON to the API's ``POST /login/``) and ``/logout/``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from services.ui.client import AUTH_COOKIE
+from services.ui.deps import api_for, viewer_for
+from services.ui.render import render
+
+router = APIRouter()
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after login, never another host."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+@router.get("/login/", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    viewer = await viewer_for(request, api_for(request))
+    return render(request, "login.html", viewer=viewer, next=safe_next(next))
+
+
+@router.get("/logout/")
+async def logout(request: Request, next: str = "/") -> RedirectResponse:
+    """Ask the API to forget the session, then drop the cookie ourselves either way."""
+    api = api_for(request)
+    try:
+        await api.request("POST", "/logout/")
+    except Exception:  # the cookie is cleared below regardless
+        pass
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.delete_cookie(AUTH_COOKIE, path="/")
+    return response

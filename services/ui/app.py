@@ -19,6 +19,7 @@ from services.ui.client import ApiError
 from services.ui.pages import build, create, environment, home, login, namespace, user
 from services.ui.passthrough import router as passthrough_router
 from services.ui.render import render
+from services.ui.timing import ServerTiming
 from shared.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -71,4 +72,5 @@ def create_app(
     for module in (home, login, user, create, environment, build, namespace):
         app.include_router(module.router)
     app.include_router(passthrough_router)
+    app.add_middleware(ServerTiming)
     return app

@@ -1,23 +1,131 @@
-"""The API gateway application (conda-store's /api/v1 lands here, route module by module)."""
+"""The API gateway application: conda-store's REST API over the event store and read models.
+
+``create_app`` wires the lifespan (event store pool, artifact store, auth config) and mounts one
+router per resource. Tests pass an existing ``EventStore`` to share the fixture's database.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import asyncpg
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.artifacts import (
+    ArtifactStore,
+    LocalArtifactStore,
+    artifact_store_from_settings,
+    local_signing_key,
+)
+from shared.auth import DummyAuthenticator, TokenCodec
+from shared.eventstore import EventStore
+from shared.projections.store import create_tables
 from shared.settings import Settings
 
-VERSION = "2025.2.2"
+from .config import ApiConfig
+from .envelopes import APIError, api_error_handler, http_error_handler
+from .middleware import BodyLimitMiddleware, QuerySlashMiddleware
+from .routes import (
+    artifacts,
+    auth,
+    builds,
+    environments,
+    events,
+    meta,
+    metrics,
+    namespaces,
+    packages,
+    specification,
+)
+from .routes import (
+    settings as setting_routes,
+)
+from .state import ApiState, oauth_from_config
+
+VERSION = meta.VERSION
 
 
-def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="conda-store", version=VERSION)
+def _secret(settings: Settings) -> str:
+    """The JWT secret: configured, or one kept in data_dir so tokens survive restarts."""
+    if settings.secret:
+        return settings.secret
+    return local_signing_key(settings).hex()
 
-    @app.get("/health")
+
+async def _ensure_read_model(store: EventStore) -> None:
+    """The projector creates the tables too; racing it on CREATE IF NOT EXISTS can collide."""
+    try:
+        async with store.pool.acquire() as conn:
+            await create_tables(conn)
+    except asyncpg.PostgresError:
+        pass
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: EventStore | None = None,
+    artifact_store: ArtifactStore | None = None,
+    config: ApiConfig | None = None,
+) -> FastAPI:
+    config = config or ApiConfig()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        if store is None:
+            if not settings.database_url:
+                raise RuntimeError("CONDA_STORE_DATABASE_URL is not set")
+            es = await EventStore.connect(settings.database_url, max_size=20)
+        else:
+            es = store
+        await _ensure_read_model(es)
+        signing = None if settings.artifact_backend == "s3" else local_signing_key(settings)
+        arts = artifact_store or artifact_store_from_settings(settings, secret=signing)
+        if isinstance(arts, LocalArtifactStore):
+            signing = arts._secret
+        app.state.api = ApiState(
+            settings=settings,
+            config=config,
+            store=es,
+            artifacts=arts,
+            codec=TokenCodec(
+                _secret(settings), config.jwt_algorithm, dict(config.predefined_tokens)
+            ),
+            dummy=DummyAuthenticator(config.dummy_password),
+            oauth=oauth_from_config(config),
+            signing_key=signing,
+        )
+        try:
+            yield
+        finally:
+            if own_store:
+                await es.close()
+
+    app = FastAPI(title="conda-store", version=VERSION, lifespan=lifespan)
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+
+    @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": "api"}
 
-    @app.get("/api/v1/")
-    async def api_status() -> dict[str, object]:
-        return {"status": "ok", "data": {"version": VERSION}, "message": None}
-
+    for module in (
+        meta,
+        auth,
+        namespaces,
+        environments,
+        specification,
+        builds,
+        artifacts,
+        setting_routes,
+        packages,
+        events,
+        metrics,
+    ):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    app.add_middleware(QuerySlashMiddleware)
     return app

@@ -176,6 +176,8 @@ class ReadModel:
         if ns is None:
             return
         ns.deleted_on = at
+        # destructive, like conda-store's worker: nothing of the old namespace survives a re-create
+        ns.metadata, ns.role_mappings, ns.role_mappings_v2 = {}, {}, []
         self.dirty.namespaces.add(ns.name)
         for key, env in self.environments.items():
             if env.namespace == ns.name:
@@ -299,8 +301,11 @@ class ReadModel:
         self.dirty.environments.add(key)
         for build_id in self.builds_by_environment.get(env.id, []):
             build = self.builds[build_id]
-            if build.deleted_on is None:
-                build.deleted_on = at
+            if build.deleted_on is None or build.artifacts:
+                build.deleted_on = build.deleted_on or at
+                # every artifact goes with the environment (the keep list does not apply)
+                build.artifacts = {}
+                build.size = 0
                 self.dirty.builds.add(build.id)
 
     def _on_EnvironmentDeleted(self, d: dict[str, Any], at: datetime) -> None:

@@ -17,6 +17,8 @@ TABLES = (
     "build_artifacts",
     "build_packages",
     "runtime_settings",
+    "conda_channels",
+    "conda_packages",
 )
 PACKAGE_COLUMNS = (
     "manager",
@@ -259,8 +261,30 @@ async def write_dirty(conn: asyncpg.Connection, model: ReadModel, dirty: Dirty) 
             ],
             columns=("build_id", "idx", *PACKAGE_COLUMNS),
         )
+        await index_packages(conn, list(dirty.packages))
     if dirty.settings:
         await conn.executemany(
             _upsert("runtime_settings", ("level_key", "data"), "level_key"),
             [(k, model.settings[k]) for k in dirty.settings],
         )
+
+
+async def index_packages(conn: asyncpg.Connection, build_ids: list[int]) -> None:
+    """Add the conda packages of these builds to the distinct channel/package index.
+
+    Ids come from sequences, so they are stable while the read model lives; a rebuild assigns
+    them again in log order.
+    """
+    await conn.execute(
+        "INSERT INTO conda_channels (name) SELECT DISTINCT channel FROM build_packages "
+        "WHERE build_id = ANY($1) AND manager = 'conda' ORDER BY 1 ON CONFLICT DO NOTHING",
+        build_ids,
+    )
+    await conn.execute(
+        "INSERT INTO conda_packages (channel_id, name, version, license, summary) "
+        "SELECT DISTINCT ON (c.id, p.name, p.version) c.id, p.name, p.version, p.license, "
+        "p.summary FROM build_packages p JOIN conda_channels c ON c.name = p.channel "
+        "WHERE p.build_id = ANY($1) AND p.manager = 'conda' "
+        "ORDER BY c.id, p.name, p.version ON CONFLICT DO NOTHING",
+        build_ids,
+    )

@@ -1,0 +1,58 @@
+"""Writes: append events, then wait until the read model has them (read-your-writes).
+
+Routes validate everything first and only then call these, so a rejected request writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.events import EventData, RecordedEvent, new_event
+from shared.eventstore import Append, ConcurrencyError
+from shared.projections.wait import wait_for_projection
+
+from .envelopes import APIError
+from .state import ApiState
+
+
+async def wait_for(state: ApiState, recorded: Sequence[RecordedEvent]) -> None:
+    """Block until the projector applied ``recorded``; a stalled projector is a 503, not a lie."""
+    if not recorded:
+        return
+    position = max(e.global_position for e in recorded)
+    if not await wait_for_projection(state.store, position, timeout=15.0):
+        raise APIError(503, "the read model is behind; the change was recorded")
+
+
+async def emit(
+    state: ApiState,
+    stream: str,
+    *payloads: EventData,
+    actor: str,
+    expected_version: int | None = None,
+    conflict: str = "concurrent update, retry",
+    wait: bool = True,
+) -> list[RecordedEvent]:
+    """Append ``payloads`` to one stream as ``actor``; 409 ``conflict`` on a version clash."""
+    events = [new_event(p, actor=actor, correlation_id=stream) for p in payloads]
+    try:
+        recorded = await state.store.append(stream, events, expected_version)
+    except ConcurrencyError as exc:
+        raise APIError(409, conflict) from exc
+    if wait:
+        await wait_for(state, recorded)
+    return recorded
+
+
+async def emit_many(state: ApiState, appends: Sequence[Append]) -> list[RecordedEvent]:
+    recorded = await state.store.append_many(appends) or []
+    await wait_for(state, recorded)
+    return recorded
+
+
+def stream_of_namespace(namespace: str) -> str:
+    return f"namespace-{namespace}"
+
+
+def stream_of_environment(namespace: str, name: str) -> str:
+    return f"environment-{namespace}/{name}"

@@ -1,0 +1,46 @@
+"""API-only configuration (authentication, RBAC, paging), read from ``CONDA_STORE_*`` variables.
+
+Kept apart from :mod:`shared.settings` because only the gateway needs it; JSON-valued variables
+(e.g. ``CONDA_STORE_PREDEFINED_TOKENS='{"tok": {"primary_namespace": "ci"}}'``) are parsed by
+pydantic-settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiConfig(BaseSettings):
+    """conda-store's traitlets for the server, authentication and RBAC, as environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CONDA_STORE_", extra="ignore")
+
+    max_page_size: int = 100
+    dummy_password: str = "password"
+    cookie_name: str = "conda-store-auth"
+    jwt_algorithm: str = "HS256"
+    predefined_tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    role_mappings_version: Literal[1, 2] = 1
+    unauthenticated_role_bindings: dict[str, list[str]] = Field(
+        default_factory=lambda: {"default/*": ["viewer"]}
+    )
+    authenticated_role_bindings: dict[str, list[str]] = Field(
+        default_factory=lambda: {"default/*": ["viewer"], "filesystem/*": ["viewer"]}
+    )
+    oauth_provider: Literal["", "generic", "github", "jupyterhub"] = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
+    oauth_authorize_url: str = ""
+    oauth_access_token_url: str = ""
+    oauth_user_data_url: str = ""
+    oauth_user_data_key: str = "name"
+    oauth_access_scope: str | None = None
+    oauth_callback_url: str | None = None
+    oauth_github_url: str = "https://github.com"
+    oauth_github_api: str = "https://api.github.com"
+    oauth_jupyterhub_url: str = ""
+    max_body_bytes: int = 5 * 1024 * 1024
+    default_registry_external_url: str = "localhost:8080"

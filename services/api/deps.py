@@ -1,0 +1,99 @@
+"""Who is calling: the token from cookie/Bearer/Basic, and the caller's effective role bindings.
+
+Invalid or expired credentials mean anonymous (conda-store never answers 401 on the API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from shared.auth import (
+    AuthenticationToken,
+    Permission,
+    effective_bindings,
+    extract_credential,
+    is_authorized,
+    list_filter_patterns,
+)
+
+from .envelopes import forbidden
+from .state import ApiState
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: AuthenticationToken | None
+    bindings: dict[str, list[str]]
+
+    @property
+    def authenticated(self) -> bool:
+        return self.token is not None
+
+    @property
+    def actor(self) -> str:
+        return self.token.primary_namespace if self.token else "anonymous"
+
+    def can(self, arn: str, *permissions: Permission) -> bool:
+        return is_authorized(self.bindings, arn, set(permissions))
+
+    def require(self, arn: str, *permissions: Permission) -> None:
+        """403 ``request not authorized`` unless every permission is held on ``arn``."""
+        if not self.can(arn, *permissions):
+            raise forbidden()
+
+    def patterns(self) -> tuple[list[str], list[str]]:
+        """(namespace, name) SQL LIKE patterns of every binding, for list filtering."""
+        pairs = list_filter_patterns(self.bindings)
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def api_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+async def db_bindings(state: ApiState, primary_namespace: str) -> dict[str, list[str]]:
+    """Role mappings stored for the caller's primary namespace (v1) or granted to it (v2)."""
+    if state.config.role_mappings_version == 1:
+        value = await state.pool.fetchval(
+            "SELECT role_mappings FROM namespaces WHERE name = $1 AND deleted_on IS NULL",
+            primary_namespace,
+        )
+        return dict(value or {})
+    rows = await state.pool.fetch(
+        "SELECT n.name, m->>'role' AS role FROM namespaces n, "
+        "jsonb_array_elements(n.role_mappings_v2) m "
+        "WHERE n.deleted_on IS NULL AND m->>'other_namespace' = $1",
+        primary_namespace,
+    )
+    return {f"{r['name']}/*": [r["role"]] for r in rows}
+
+
+async def bindings_for(state: ApiState, token: AuthenticationToken | None) -> dict[str, list[str]]:
+    config = state.config
+    if token is None:
+        return effective_bindings(
+            None, False, unauthenticated_defaults=config.unauthenticated_role_bindings
+        )
+    return effective_bindings(
+        token,
+        True,
+        authenticated_defaults=config.authenticated_role_bindings,
+        db_bindings=await db_bindings(state, token.primary_namespace),
+    )
+
+
+async def get_caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated (or anonymous) caller of this request."""
+    state = api_state(request)
+    credential = extract_credential(
+        request.cookies, request.headers.get("authorization"), state.config.cookie_name
+    )
+    token = state.codec.authenticate(credential)
+    return Caller(token, await bindings_for(state, token))
+
+
+def require_all(caller: Caller, arn: str, permissions: Iterable[Permission]) -> None:
+    caller.require(arn, *permissions)

@@ -1,0 +1,174 @@
+"""Build read model: conda-store's Build shape, filtered lists, artifacts, installed packages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from ..envelopes import Paging, iso
+from .where import Where, like_escape
+
+SORT = {
+    "id": "b.id",
+    "started_on": "b.started_on",
+    "scheduled_on": "b.scheduled_on",
+    "ended_on": "b.ended_on",
+}
+PACKAGE_SORT = {"channel": "p.channel", "name": "p.name"}
+FINISHED = frozenset({"COMPLETED", "FAILED"})
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
+
+
+def specification_shape(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "spec": row["spec"],
+        "sha256": row["sha256"],
+        "created_on": iso(row["created_on"]),
+    }
+
+
+def build_shape(
+    row: asyncpg.Record,
+    specification: dict[str, Any] | None = None,
+    artifacts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "environment_id": row["environment_id"],
+        "specification": specification,
+        "packages": None,
+        "status": row["status"],
+        "status_info": row["status_info"],
+        "size": row["size"],
+        "scheduled_on": iso(row["scheduled_on"]),
+        "started_on": iso(row["started_on"]),
+        "ended_on": iso(row["ended_on"]),
+        "build_artifacts": artifacts,
+    }
+
+
+async def get(pool: asyncpg.Pool, build_id: int) -> asyncpg.Record | None:
+    if not -(2**31) <= build_id < 2**31:
+        return None
+    return await pool.fetchrow("SELECT * FROM builds WHERE id = $1", build_id)
+
+
+async def artifacts(pool: asyncpg.Pool, build_id: int) -> dict[str, str]:
+    rows = await pool.fetch(
+        "SELECT artifact_type, key FROM build_artifacts WHERE build_id = $1", build_id
+    )
+    return {r["artifact_type"]: r["key"] for r in rows}
+
+
+async def detail(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
+    spec = await pool.fetchrow(
+        "SELECT * FROM specifications WHERE id = $1", row["specification_id"]
+    )
+    arts = await pool.fetch(
+        "SELECT id, artifact_type, key FROM build_artifacts WHERE build_id = $1 ORDER BY id",
+        row["id"],
+    )
+    return build_shape(row, specification_shape(spec), [dict(a) for a in arts])
+
+
+@dataclass
+class BuildFilters:
+    status: str | None = None
+    artifact: str | None = None
+    environment_id: int | None = None
+    name: str | None = None
+    namespace: str | None = None
+    packages: list[str] = field(default_factory=list)
+
+    def apply(self, where: Where) -> None:
+        if self.status is not None:
+            where.add("b.status = {}", self.status)
+        if self.artifact is not None:
+            where.add(
+                "EXISTS (SELECT 1 FROM build_artifacts a WHERE a.build_id = b.id "
+                "AND a.artifact_type = {})",
+                self.artifact,
+            )
+        if self.environment_id is not None:
+            where.add("b.environment_id = {}", self.environment_id)
+        if self.name is not None:
+            where.add("b.environment = {}", self.name)
+        if self.namespace is not None:
+            where.add("b.namespace = {}", self.namespace)
+        for package in self.packages:
+            where.add(
+                "EXISTS (SELECT 1 FROM build_packages p WHERE p.build_id = b.id AND p.name = {})",
+                package,
+            )
+
+
+async def list_page(
+    pool: asyncpg.Pool,
+    patterns: tuple[list[str], list[str]],
+    filters: BuildFilters,
+    paging: Paging,
+) -> tuple[list[dict[str, Any]], int]:
+    """Builds of live environments, deleted builds included (conda-store lists them too)."""
+    where = Where()
+    where.add("e.deleted_on IS NULL")
+    where.visible("b.namespace", "b.environment", patterns)
+    filters.apply(where)
+    base = f" FROM builds b JOIN environments e ON e.id = b.environment_id{where.sql()}"
+    order = ", ".join(paging.sort_keys(SORT, ["id"]))
+    rows = await pool.fetch(
+        f"SELECT b.*, count(*) OVER () AS total{base} ORDER BY {order}, b.id "
+        f"LIMIT {paging.size} OFFSET {paging.offset}",
+        *where.args,
+    )
+    count = rows[0]["total"] if rows else await pool.fetchval(f"SELECT count(*){base}", *where.args)
+    return [build_shape(r) for r in rows], count
+
+
+def package_shape(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "channel": {"id": row["channel_id"], "name": row["channel"], "last_update": None},
+        "license": row["license"],
+        "name": row["name"],
+        "version": row["version"],
+        "summary": row["summary"],
+    }
+
+
+async def packages_page(
+    pool: asyncpg.Pool,
+    build_id: int,
+    search: str | None,
+    exact: bool,
+    build: str | None,
+    paging: Paging,
+) -> tuple[list[dict[str, Any]], int]:
+    where = Where()
+    where.add("p.build_id = {}", build_id)
+    if search:
+        if exact:
+            where.add("p.name = {}", search)
+        else:
+            where.add("p.name LIKE {}", f"%{like_escape(search)}%")
+    if build:
+        where.add("p.build LIKE {}", f"%{like_escape(build)}%")
+    base = (
+        " FROM build_packages p LEFT JOIN conda_channels c ON c.name = p.channel "
+        "LEFT JOIN conda_packages cp ON cp.channel_id = c.id AND cp.name = p.name "
+        f"AND cp.version = p.version{where.sql()}"
+    )
+    order = ", ".join(paging.sort_keys(PACKAGE_SORT, ["channel", "name"]))
+    rows = await pool.fetch(
+        "SELECT coalesce(cp.id, p.idx + 1) AS id, c.id AS channel_id, p.channel, p.license, "
+        f"p.name, p.version, p.summary, count(*) OVER () AS total{base} ORDER BY {order}, p.idx "
+        f"LIMIT {paging.size} OFFSET {paging.offset}",
+        *where.args,
+    )
+    count = rows[0]["total"] if rows else await pool.fetchval(f"SELECT count(*){base}", *where.args)
+    return [package_shape(r) for r in rows], count

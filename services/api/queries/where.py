@@ -1,0 +1,42 @@
+"""A tiny builder for parameterized WHERE clauses (asyncpg ``$n`` placeholders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def like_escape(text: str) -> str:
+    """Escape LIKE wildcards so user text matches literally (backslash is Postgres' escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Where:
+    def __init__(self) -> None:
+        self.conditions: list[str] = []
+        self.args: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, condition: str, *values: Any) -> None:
+        """``condition`` uses ``{}`` for each value, replaced by its placeholder."""
+        self.conditions.append(condition.format(*(self.param(v) for v in values)))
+
+    def visible(self, ns_col: str, name_col: str | None, patterns: tuple[list[str], list[str]]):
+        """Rows matched by any role-binding pattern (roles ignored, as conda-store's lists)."""
+        ns, names = patterns
+        if name_col is None:
+            self.add(
+                f"EXISTS (SELECT 1 FROM unnest({{}}::text[]) p(a) WHERE {ns_col} LIKE p.a)", ns
+            )
+        else:
+            self.add(
+                "EXISTS (SELECT 1 FROM unnest({}::text[], {}::text[]) p(a, b) "
+                f"WHERE {ns_col} LIKE p.a AND {name_col} LIKE p.b)",
+                ns,
+                names,
+            )
+
+    def sql(self) -> str:
+        return " WHERE " + " AND ".join(self.conditions) if self.conditions else ""

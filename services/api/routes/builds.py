@@ -1,0 +1,154 @@
+"""/api/v1/build/…: list, get, rebuild, delete, cancel, installed packages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from shared.auth import Permission
+from shared.buildlog import BuildLog
+from shared.events import BuildCanceled, BuildDeleted
+from shared.spec import SpecificationError, validate_specification
+from shared.submission import resolved_settings, submit_lockfile, submit_specification
+
+from ..cleanup import delete_build_files
+from ..commands import emit, wait_for
+from ..deps import Caller, api_state, get_caller
+from ..envelopes import APIError, FastJSON, Paging, ack, ok, paging
+from ..queries import builds
+from ..queries.builds import BuildFilters
+from ..state import ApiState
+from .artifacts import readable_build
+from .filters import ArtifactType, BuildStatus
+
+P = Permission
+router = APIRouter(prefix="/api/v1/build")
+
+
+@router.get("/")
+async def list_builds(
+    status: BuildStatus | None = None,
+    artifact: ArtifactType | None = None,
+    environment_id: int | None = None,
+    name: str | None = None,
+    namespace: str | None = None,
+    packages: list[str] = Query(default_factory=list),
+    page: Paging = Depends(paging),
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    filters = BuildFilters(
+        status=status.value if status else None,
+        artifact=artifact.value if artifact else None,
+        environment_id=environment_id,
+        name=name,
+        namespace=namespace,
+        packages=packages,
+    )
+    data, count = await builds.list_page(state.pool, caller.patterns(), filters, page)
+    return page.envelope(data, count)
+
+
+@router.get("/{build_id}/")
+async def get_build(
+    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+) -> Response:
+    row = await readable_build(state, caller, build_id)
+    return ok(await builds.detail(state.pool, row))
+
+
+async def _build_for(state: ApiState, caller: Caller, build_id: int, *perms: Permission):  # type: ignore[no-untyped-def]
+    row = await builds.get(state.pool, build_id)
+    if row is None:
+        raise APIError(404, "build id does not exist")
+    caller.require(f"{row['namespace']}/{row['environment']}", *perms)
+    return row
+
+
+@router.put("/{build_id}/")
+async def rebuild(
+    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+) -> Response:
+    row = await _build_for(state, caller, build_id, P.ENVIRONMENT_UPDATE)
+    spec = await state.pool.fetchval(
+        "SELECT spec FROM specifications WHERE id = $1", row["specification_id"]
+    )
+    try:
+        if row["is_lockfile"]:
+            import json
+
+            from shared.spec import parse_lockfile_submission
+
+            lock = parse_lockfile_submission(
+                json.dumps(spec["lockfile"]), spec["name"], spec.get("description")
+            )
+            data = await submit_lockfile(state.store, lock, row["namespace"], actor=caller.actor)
+        else:
+            settings = await resolved_settings(state.pool, row["namespace"], row["environment"])
+            data = await submit_specification(
+                state.store,
+                validate_specification(spec),
+                row["namespace"],
+                actor=caller.actor,
+                settings=settings,
+                rebuild_of=build_id,
+            )
+    except SpecificationError as exc:
+        raise APIError(400, exc.message) from exc
+    await _wait_build(state, data.build_id)
+    return FastJSON(
+        {"status": "ok", "data": {"build_id": data.build_id}, "message": "rebuild triggered"}
+    )
+
+
+async def _wait_build(state: ApiState, build_id: int) -> None:
+    events = await state.store.read_stream(f"build-{build_id}")
+    await wait_for(state, events)
+
+
+@router.delete("/{build_id}/")
+async def delete_build(
+    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+) -> Response:
+    row = await _build_for(state, caller, build_id, P.BUILD_DELETE)
+    if row["status"] not in builds.FINISHED:
+        raise APIError(400, "cannot delete build since not finished building")
+    settings = await resolved_settings(state.pool)
+    keep = [str(k) for k in settings.build_artifacts_kept_on_deletion]
+    keys = await builds.artifacts(state.pool, build_id)
+    await emit(
+        state,
+        f"build-{build_id}",
+        BuildDeleted(build_id=build_id, kept_artifacts=keep),  # type: ignore[arg-type]
+        actor=caller.actor,
+    )
+    await delete_build_files(state, build_id, keys, keep)
+    return ack()
+
+
+@router.put("/{build_id}/cancel/")
+async def cancel_build(
+    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+) -> Response:
+    row = await _build_for(state, caller, build_id, P.BUILD_CANCEL)
+    if row["status"] in builds.TERMINAL:
+        raise APIError(400, f"cannot cancel build {build_id} since it is {row['status']}")
+    message = f"build {build_id} marked as CANCELED due to being canceled from the REST API"
+    await emit(state, f"build-{build_id}", BuildCanceled(build_id=build_id), actor=caller.actor)
+    await BuildLog(state.pool, build_id).write("cancel", message)
+    return ack(f"build {build_id} canceled")
+
+
+@router.get("/{build_id}/packages/")
+async def build_packages(
+    build_id: int,
+    search: str | None = None,
+    exact: str | None = None,
+    build: str | None = None,
+    page: Paging = Depends(paging),
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    await readable_build(state, caller, build_id)
+    data, count = await builds.packages_page(state.pool, build_id, search, bool(exact), build, page)
+    return page.envelope(data, count)

@@ -1,0 +1,169 @@
+"""/api/v1/environment/… and /api/v2/environment/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from shared.auth import Permission
+from shared.events import CurrentBuildSet, EnvironmentDeleted, EnvironmentDescriptionSet
+
+from ..cleanup import delete_builds_files
+from ..commands import emit, stream_of_environment
+from ..deps import Caller, api_state, get_caller
+from ..envelopes import DEPRECATED_HEADERS, APIError, FastJSON, Paging, ack, ok, paging
+from ..queries import builds, environments
+from ..queries.environments import EnvFilters
+from ..state import ApiState
+from .artifacts import lockfile_response
+from .filters import Order, env_filters
+
+P = Permission
+router = APIRouter()
+V2_SORT = ["namespace", "name"]
+
+
+@router.get("/api/v1/environment/")
+async def list_environments(
+    filters: EnvFilters = Depends(env_filters),
+    page: Paging = Depends(paging),
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    data, count = await environments.list_page(state.pool, caller.patterns(), filters, page)
+    return page.envelope(data, count, headers=DEPRECATED_HEADERS)
+
+
+@router.get("/api/v2/environment/")
+async def list_environments_v2(
+    filters: EnvFilters = Depends(env_filters),
+    limit: int | None = None,
+    order: Order = Order.asc,
+    sort_by: str | None = None,
+    cursor: str | None = None,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    keys = [k.strip() for k in sort_by.split(",")] if sort_by else []
+    bad = [k for k in keys if k not in V2_SORT]
+    if bad:
+        raise APIError(400, f"Cannot sort results by {bad}. Valid sort_by values are {V2_SORT}")
+    try:
+        position = environments.decode_cursor(cursor)
+    except ValueError as exc:
+        raise APIError(400, "Invalid cursor") from exc
+    size = limit if limit is not None and limit > 0 else state.config.max_page_size
+    data, count, next_cursor = await environments.cursor_page(
+        state.pool, caller.patterns(), filters, keys, order == Order.desc, size, position
+    )
+    body = {"data": data, "status": "ok", "message": None, "cursor": next_cursor, "count": count}
+    return FastJSON(body, headers=DEPRECATED_HEADERS)
+
+
+async def environment_or_404(state: ApiState, namespace: str, name: str) -> Any:
+    row = await environments.get(state.pool, namespace, name)
+    if row is None:
+        raise APIError(404, "environment does not exist")
+    return row
+
+
+@router.get("/api/v1/environment/{namespace}/{name}/")
+async def get_environment(
+    namespace: str,
+    name: str,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    caller.require(f"{namespace}/{name}", P.ENVIRONMENT_READ)
+    row = await environment_or_404(state, namespace, name)
+    return ok(environments.environment_shape(row))
+
+
+class EnvironmentUpdate(BaseModel):
+    build_id: int | None = None
+    description: str | None = None
+
+
+@router.put("/api/v1/environment/{namespace}/{name}/")
+async def update_environment(
+    namespace: str,
+    name: str,
+    body: EnvironmentUpdate,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    caller.require(f"{namespace}/{name}", P.ENVIRONMENT_UPDATE)
+    env = await environments.get(state.pool, namespace, name)
+    if env is None or env["deleted_on"] is not None:
+        raise APIError(400, f"environment namespace={namespace} name={name} does not exist")
+    events: list[Any] = []
+    if body.build_id is not None:
+        build = await builds.get(state.pool, body.build_id)
+        if build is None:
+            raise APIError(400, f"build id={body.build_id} does not exist")
+        if build["status"] != "COMPLETED" or build["deleted_on"] is not None:
+            raise APIError(400, "cannot update environment to build id since not completed")
+        if build["environment_id"] != env["id"]:
+            raise APIError(
+                400,
+                "cannot update environment to build id since specification does not match "
+                "environment name",
+            )
+        events.append(
+            CurrentBuildSet(namespace=namespace, environment=name, build_id=body.build_id)
+        )
+    if body.description is not None:
+        events.append(
+            EnvironmentDescriptionSet(
+                namespace=namespace, environment=name, description=body.description
+            )
+        )
+    if events:
+        await emit(state, stream_of_environment(namespace, name), *events, actor=caller.actor)
+    return ack()
+
+
+@router.delete("/api/v1/environment/{namespace}/{name}/")
+async def delete_environment(
+    namespace: str,
+    name: str,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    caller.require(f"{namespace}/{name}", P.ENVIRONMENT_DELETE)
+    env = await environments.get(state.pool, namespace, name)
+    if env is None or env["deleted_on"] is not None:
+        raise APIError(400, f"environment namespace={namespace} name={name} does not exist")
+    build_ids = [
+        r["id"]
+        for r in await state.pool.fetch(
+            "SELECT id FROM builds WHERE environment_id = $1", env["id"]
+        )
+    ]
+    await emit(
+        state,
+        stream_of_environment(namespace, name),
+        EnvironmentDeleted(namespace=namespace, environment=name),
+        actor=caller.actor,
+    )
+    await delete_builds_files(state, build_ids)
+    return ack()
+
+
+@router.get("/api/v1/environment/{namespace}/{name}/lockfile/")
+@router.get("/api/v1/environment/{namespace}/{name}/conda-lock.yaml")
+@router.get("/api/v1/environment/{namespace}/{name}/conda-lock.yml")
+async def environment_lockfile(
+    namespace: str,
+    name: str,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    caller.require(f"{namespace}/{name}", P.ENVIRONMENT_READ)
+    env = await environment_or_404(state, namespace, name)
+    if env["current_build_id"] is None:
+        raise APIError(404, "environment has no current build")
+    return await lockfile_response(state, env["current_build_id"])

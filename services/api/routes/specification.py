@@ -1,0 +1,79 @@
+"""POST /api/v1/specification/: parse, authorize, create the namespace if allowed, submit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from shared.auth import Permission
+from shared.spec import SpecificationError, normalize_specification, parse_specification
+from shared.submission import resolved_settings, submit_lockfile, submit_specification
+
+from ..commands import wait_for
+from ..deps import Caller, api_state, get_caller
+from ..envelopes import APIError, ok
+from ..queries import namespaces
+from ..state import ApiState
+from .meta import _default_namespace
+from .namespaces import create_namespace_events
+
+P = Permission
+router = APIRouter()
+
+
+class SpecificationBody(BaseModel):
+    specification: str
+    namespace: str | None = None
+    is_lockfile: bool = False
+    environment_name: str = ""
+    environment_description: str = ""
+
+
+def _parse(body: SpecificationBody) -> Any:
+    """Parse before authorizing, as conda-store does, so bad input is a 400 even anonymously."""
+    try:
+        if body.is_lockfile:
+            from shared.spec import parse_lockfile_submission
+
+            return parse_lockfile_submission(
+                body.specification, body.environment_name, body.environment_description
+            )
+        return parse_specification(body.specification)
+    except SpecificationError as exc:
+        raise APIError(400, exc.message) from exc
+
+
+@router.post("/api/v1/specification/")
+async def post_specification(
+    body: SpecificationBody,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    spec = _parse(body)
+    namespace = body.namespace or (
+        caller.token.primary_namespace if caller.token else await _default_namespace(state)
+    )
+    caller.require(f"{namespace}/{spec.name}", P.ENVIRONMENT_CREATE)
+    missing = await namespaces.get_live(state.pool, namespace) is None
+    if missing:
+        caller.require(namespace, P.NAMESPACE_CREATE)
+    try:
+        if body.is_lockfile:
+            if missing:
+                await create_namespace_events(state, namespace, caller.actor)
+            data = await submit_lockfile(state.store, spec, namespace, actor=caller.actor)
+        else:
+            settings = await resolved_settings(state.pool, namespace, spec.name)
+            normalize_specification(spec, settings)  # reject before anything is written
+            if missing:
+                await create_namespace_events(state, namespace, caller.actor)
+            data = await submit_specification(
+                state.store, spec, namespace, actor=caller.actor, settings=settings
+            )
+    except SpecificationError as exc:
+        raise APIError(400, exc.message) from exc
+    await wait_for(state, await state.store.read_stream(f"build-{data.build_id}"))
+    return ok({"build_id": data.build_id})

@@ -1,0 +1,54 @@
+"""What the app's lifespan opens once and every request shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.artifacts import ArtifactStore
+from shared.auth import DummyAuthenticator, OAuthAuthenticator, TokenCodec
+from shared.eventstore import EventStore
+from shared.settings import Settings
+
+from .config import ApiConfig
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    config: ApiConfig
+    store: EventStore
+    artifacts: ArtifactStore
+    codec: TokenCodec
+    dummy: DummyAuthenticator
+    oauth: OAuthAuthenticator | None
+    signing_key: bytes | None = None
+
+    @property
+    def pool(self):  # type: ignore[no-untyped-def]
+        return self.store.pool
+
+
+def oauth_from_config(config: ApiConfig) -> OAuthAuthenticator | None:
+    """The configured OAuth provider, or None for the default password login."""
+    if not config.oauth_provider:
+        return None
+    if config.oauth_provider == "github":
+        return OAuthAuthenticator.github(
+            config.oauth_client_id,
+            config.oauth_client_secret,
+            config.oauth_github_url,
+            config.oauth_github_api,
+        )
+    if config.oauth_provider == "jupyterhub":
+        return OAuthAuthenticator.jupyterhub(
+            config.oauth_client_id, config.oauth_client_secret, config.oauth_jupyterhub_url
+        )
+    return OAuthAuthenticator(
+        client_id=config.oauth_client_id,
+        client_secret=config.oauth_client_secret,
+        authorize_url=config.oauth_authorize_url,
+        access_token_url=config.oauth_access_token_url,
+        user_data_url=config.oauth_user_data_url,
+        user_data_key=config.oauth_user_data_key,
+        access_scope=config.oauth_access_scope,
+    )

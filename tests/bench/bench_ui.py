@@ -152,7 +152,7 @@ async def main(environments: int, requests: int) -> int:
             ui_port=ui_port,
             api_url=f"http://127.0.0.1:{api_port}",
             ui_url=f"http://127.0.0.1:{ui_port}",
-            secret="bench",
+            secret="bench-secret-of-a-decent-length-0123456789",
         )
         served.append(await serve(create_api(settings), api_port))
         served.append(await serve(create_ui(settings), ui_port))

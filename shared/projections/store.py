@@ -37,9 +37,12 @@ PACKAGE_COLUMNS = (
 
 
 async def create_tables(conn: asyncpg.Connection) -> None:
+    """Apply the read-model DDL; serialized, since concurrent CREATE ... IF NOT EXISTS collide."""
     root = resources.files("shared.projections") / "sql"
-    for name in sorted(p.name for p in root.iterdir() if p.name.endswith(".sql")):
-        await conn.execute((root / name).read_text())
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('cs_read_model_ddl'))")
+        for name in sorted(p.name for p in root.iterdir() if p.name.endswith(".sql")):
+            await conn.execute((root / name).read_text())
 
 
 async def drop_tables(conn: asyncpg.Connection) -> None:

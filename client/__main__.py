@@ -1,0 +1,5 @@
+"""``python -m client`` is the same as the ``conda-store`` console script."""
+
+from .cli import main
+
+main()

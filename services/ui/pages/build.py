@@ -45,7 +45,7 @@ async def build_page(request: Request, build_id: int, search: str = "") -> HTMLR
         build=build,
         namespace=namespace,
         environment=environment,
-        build_key=build_key_of(build, environment),
+        build_key=build_key_of(build, environment) or _key_from_image(docker),
         packages=packages.get("data") or [],
         package_count=packages.get("count", 0),
         search=search,
@@ -69,3 +69,10 @@ async def _find_environment(api: ApiClient, build: dict) -> dict | None:
         if env["id"] == build.get("environment_id"):
             return env
     return None
+
+
+def _key_from_image(reference: str | None) -> str | None:
+    """The image tag is the build key (``registry/ns/env:<build key>``)."""
+    if not reference or ":" not in reference.rsplit("/", 1)[-1]:
+        return None
+    return reference.rsplit(":", 1)[1]

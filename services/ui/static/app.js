@@ -121,8 +121,10 @@ if (loginForm) {
         username: $("#username").value,
         password: $("#password").value,
       });
-      const next = loginForm.dataset.next;
-      window.location = next && next !== "/" ? next : (result.data && result.data.redirect_url) || "/";
+      // The page's own ?next= (a same-site path); the API's redirect_url is its base URL,
+      // which is another origin when the ui is opened on its own port.
+      void result;
+      window.location = loginForm.dataset.next || "/";
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;

@@ -53,7 +53,7 @@ BODIES: dict[str, Any] = {
 
 # Deliberate differences, each a conda-store bug or a transient state we do not reproduce.
 DEVIATIONS = {
-    "build-lockfile-legacy": "no legacy (v0.4) lockfiles: every lockfile is a stored artifact (307)",
+    "build-lockfile-legacy": "no legacy (v0.4) lockfiles: every lockfile is a stored artifact",
     "build-conda-lock-yaml": "same as build-lockfile-legacy",
     "env-lockfile": "conda-store answers 500 when a legacy lockfile exists anywhere; we redirect",
     "spec-post-lockfile-bad": "conda-store 500s on a bad lockfile version; we answer 400",

@@ -136,10 +136,10 @@ def fill(value: Any, ns: str) -> Any:
     return value
 
 
-def caller_headers(api: ApiHarness, role: str) -> dict[str, str]:
+def caller_headers(harness: ApiHarness, role: str) -> dict[str, str]:
     if role == "anonymous":
         return {}
-    return api.auth("alice", {"alice/*": [role]})
+    return harness.auth("alice", {"alice/*": [role]})
 
 
 async def test_rbac_matrix(api: ApiHarness) -> None:  # noqa: F811

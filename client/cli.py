@@ -374,7 +374,7 @@ def solve(ctx: click.Context, filename: Path, output: str) -> None:
         "GET", "/specification/", params=params, timeout=httpx.Timeout(900.0, connect=10.0)
     )
     body = response.json()
-    packages = body.get("solve") if isinstance(body, dict) else None
+    packages = body.get("solve", body.get("packages")) if isinstance(body, dict) else body
     if packages is None and isinstance(body, dict):
         data = body.get("data")
         packages = data.get("solve", data.get("packages")) if isinstance(data, dict) else data

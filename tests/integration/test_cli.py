@@ -78,13 +78,20 @@ class Server:
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["CONDA_STORE_URL"] = url or self.url
         env["CONDA_STORE_CACHE_DIR"] = str(self.cache_dir)
+        scratch = self.cache_dir.parent / "tmp"  # `run --no-cache` leaves its directory here
+        scratch.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(scratch)
         env.update(extra)
         return env
 
     async def cli(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180.0
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 180.0,
+        stdin: bytes | None = None,
     ) -> Result:
-        return await run_process(["conda-store", *args], env or self.env(), timeout)
+        return await run_process(["conda-store", *args], env or self.env(), timeout, stdin)
 
     def token(self, primary: str = "alice", bindings: dict[str, list[str]] | None = None) -> str:
         from shared.auth import AuthenticationToken
@@ -110,17 +117,19 @@ def _hours(n: int):  # type: ignore[no-untyped-def]
     return timedelta(hours=n)
 
 
-async def run_process(argv: Sequence[str], env: dict[str, str], timeout: float) -> Result:
+async def run_process(
+    argv: Sequence[str], env: dict[str, str], timeout: float, stdin: bytes | None = None
+) -> Result:
     """Run without blocking the loop: the API and the workers live on this same loop."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         env=env,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -400,6 +409,16 @@ async def test_download_every_artifact_and_uri_forms(server: Server, tmp_path: P
     assert logs.code == 0 and logs.out == f"log of build {build_id}\n"
     waited = await server.cli("wait", "default/dl", "--artifact", "archive", "--interval", "0.2")
     assert waited.code == 0, waited.err
+    if shutil.which("script"):  # on a terminal: progress bars render and go away
+        out = tmp_path / "tty.tar.gz"
+        command = (
+            f"conda-store download {build_id} --artifact archive --output-filename {out}"
+            f" && conda-store wait {build_id} --interval 0.2"
+        )
+        tty = await run_process(["script", "-qec", command, "/dev/null"], server.env(), 60)
+        assert tty.code == 0, tty.out
+        assert out.read_bytes() == await arts.get_bytes(f"seed/{build_id}/a.tar.gz")
+        assert str(out) in tty.out and "Error" not in tty.out
 
 
 # --- tests with the real solver (tiny channel) ---------------------------------------------------
@@ -468,9 +487,10 @@ async def test_wait_reports_a_canceled_build(server: Server) -> None:
 
 
 async def _start_packer(server: Server, settings: Settings) -> None:
-    from services.packer import worker as packer
+    from services.packer.worker import PackerWorker
 
-    await server.stack.run_workers(packer.worker_from_settings(settings, server.state.artifacts))
+    worker = PackerWorker(settings, server.state.artifacts, server.stack.store.pool)
+    await server.stack.run_workers(worker)
 
 
 @pytest.mark.slow
@@ -501,8 +521,12 @@ async def test_create_wait_run_twice_shebang_and_downloads(
     )
     assert created.code == 0, created.err
     build_id = int(created.out.strip())
+    follow = asyncio.create_task(server.cli("logs", str(build_id), "--follow"))
     waited = await server.cli("wait", "default/science", "--interval", "0.5", "--timeout", "600")
     assert waited.code == 0, waited.err
+    followed = await asyncio.wait_for(follow, 60)  # the live stream ends with the build
+    assert followed.code == 0, followed.err
+    assert "pinned" in followed.out and "numpy" in followed.out
 
     code = "import numpy; print(1+3)"
     first = await server.cli("run", "default/science", "--", "python", "-c", code)
@@ -516,6 +540,11 @@ async def test_create_wait_run_twice_shebang_and_downloads(
     assert second.code == 0 and second.out.strip() == "4"
     assert server.hits(f"/build/{build_id}/archive/") == 1  # from the cache: no new download
     assert (cached / ".conda-store-ready").stat().st_mtime_ns == marker
+    default_python = await server.cli("run", str(build_id), stdin=b"print(2 * 3)\n")
+    assert default_python.code == 0 and default_python.out.strip() == "6"
+    fresh = await server.cli("run", "--no-cache", str(build_id), "--", "python", "-c", code)
+    assert fresh.code == 0 and fresh.out.strip() == "4"
+    assert server.hits(f"/build/{build_id}/archive/") == 2
 
     script = tmp_path / "hello.py"
     script.write_text(
@@ -544,3 +573,56 @@ async def test_create_wait_run_twice_shebang_and_downloads(
     assert "numpy" in (tmp_path / "artifact.yaml").read_text()
     assert "numpy" in (tmp_path / "artifact.lock").read_text()
     shutil.rmtree(server.cache_dir)
+
+
+def _has_remote_solve(state: Any) -> bool:
+    from services.api.app import create_app
+
+    app = create_app(state.settings)
+    return any(
+        getattr(r, "path", "") == "/api/v1/specification/" and "GET" in getattr(r, "methods", ())
+        for r in app.routes
+    )
+
+
+@pytest.mark.skipif(SOLVER_MISSING is not None, reason=SOLVER_MISSING or "")
+async def test_solve_remotely(
+    server: Server, settings: Settings, tiny_channel: ServedChannel, tmp_path: Path
+) -> None:
+    if not _has_remote_solve(server.state):
+        pytest.skip("services.api.routes.specification has no GET /api/v1/specification/ yet")
+    from services.solver.remote import serve
+    from services.solver.resolve import Resolver
+    from shared.bus.jetstream import connect_nats
+
+    nc = await connect_nats(settings.nats_url, "test-remote-solve")
+    stop = asyncio.Event()
+    resolver = Resolver.from_settings(settings, server.stack.store.pool)
+    serving = asyncio.create_task(serve(nc, resolver, settings, stop))
+    try:
+        spec = tmp_path / "environment.yaml"
+        spec.write_text(
+            yaml.safe_dump({"name": "s", "channels": [tiny_channel.url], "dependencies": ["bar"]})
+        )
+        done = await server.cli("solve", str(spec), "--output", "json", env=server.admin_env())
+        assert done.code == 0, done.err
+        rows = {r["name"]: r for r in json.loads(done.out)}
+        assert rows["bar"]["version"] == "2.0" and rows["libfoo"]["version"] == "1.0"
+        assert set(rows["bar"]) == {"name", "version", "build", "channel", "subdir", "manager"}
+        table = await server.cli("solve", str(spec), env=server.admin_env())
+        assert table.code == 0 and "libfoo" in table.out and "Channel" in table.out
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "s",
+                    "channels": [tiny_channel.url],
+                    "dependencies": ["conflict-a", "conflict-b"],
+                }
+            )
+        )
+        failed = await server.cli("solve", str(spec), env=server.admin_env())
+        assert failed.code == 1 and "conflict-a" in failed.err
+    finally:
+        stop.set()
+        await serving
+        await nc.close()

@@ -37,8 +37,11 @@ async def forward(request: Request) -> StreamingResponse:
         content=await request.body(),
     )
     response = await http.send(upstream, stream=True, follow_redirects=False)
+    api_base = str(http.base_url).rstrip("/")
     out_headers = [
-        (k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_HEADERS
+        (k, _same_origin(v, api_base) if k.lower() == "location" else v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in _HOP_HEADERS
     ]
     result = StreamingResponse(
         response.aiter_raw(),
@@ -49,6 +52,13 @@ async def forward(request: Request) -> StreamingResponse:
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
     ]
     return result
+
+
+def _same_origin(location: str, api_base: str) -> str:
+    """Redirects to the API's own address become paths, so the browser stays on this origin."""
+    if location.startswith(api_base + "/"):
+        return location[len(api_base) :]
+    return location
 
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]

@@ -8,10 +8,10 @@ paging past 100, ``token --expiration``, ``wait`` on CANCELED, ``download --arti
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -33,6 +33,7 @@ from .output import (
 )
 from .uri import parse_uri, resolve_build_id
 
+F = TypeVar("F", bound=Callable[..., Any])
 STATUSES = ["QUEUED", "BUILDING", "COMPLETED", "FAILED", "CANCELED"]
 ARTIFACTS = [
     "DIRECTORY",
@@ -108,6 +109,7 @@ def cli(ctx: click.Context, conda_store_url: str, auth: str, no_verify_ssl: bool
 def info(ctx: click.Context, output: str) -> None:
     """Get current permissions and default namespace
 
+    \b
     JSON: {"authenticated": bool, "primary_namespace": str, "expiration": str|null,
     "entity_permissions": {arn: [permission]}, "entity_roles": {arn: [role]}}
     """
@@ -179,8 +181,10 @@ def _filters(status: str | None, artifact: str | None, package: Sequence[str]) -
     return {"status": status, "artifact": artifact, "packages": list(package)}
 
 
-def _filter_options(what: str):  # type: ignore[no-untyped-def]
-    def decorate(func):  # type: ignore[no-untyped-def]
+def _filter_options(what: str) -> Callable[[F], F]:
+    """--status/--artifact/--package, worded for ``what`` as in upstream's help."""
+
+    def decorate(func: F) -> F:
         func = click.option(
             "--package",
             multiple=True,
@@ -203,7 +207,11 @@ def _filter_options(what: str):  # type: ignore[no-untyped-def]
 @OUTPUT
 @click.pass_context
 def list_namespace(ctx: click.Context, output: str) -> None:
-    """List namespaces.  JSON: [{"id": int, "name": str}]"""
+    """List namespaces.
+
+    \b
+    JSON: [{"id": int, "name": str}]
+    """
     rows = [namespace_row(i) for i in _api(ctx).paginate("/namespace/")]
     emit(rows, output, {"Id": "id", "Name": "name"})
 
@@ -221,6 +229,7 @@ def list_environment(
 ) -> None:
     """List environments (filters apply to the current build).
 
+    \b
     JSON: [{"id": int, "namespace": str, "namespace_id": int, "name": str,
     "current_build_id": int|null, "description": str|null}]
     """
@@ -243,6 +252,7 @@ def list_build(
 ) -> None:
     """List builds.
 
+    \b
     JSON: [{"id": int, "environment_id": int, "status": str, "status_info": str|null,
     "size": int, "scheduled_on": str, "started_on": str|null, "ended_on": str|null}]
     """
@@ -357,6 +367,7 @@ def run(
 def solve(ctx: click.Context, filename: Path, output: str) -> None:
     """Remotely solve given environment.yaml
 
+    \b
     JSON: [{"name": str, "version": str, "build": str, "channel": str, "subdir": str,
     "manager": "conda"|"pip"}]
     """

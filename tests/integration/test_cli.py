@@ -362,6 +362,12 @@ async def test_list_filters_with_more_than_a_page(server: Server) -> None:
         "list", "environment", "--package", "numpy", "--package", "six", "--output", "json"
     )
     assert {r["name"] for r in json.loads(both.out)} == expected
+    numpy_builds = await server.cli(
+        "list", "build", "--status", "COMPLETED", "--package", "numpy", "--output", "json"
+    )
+    assert len(json.loads(numpy_builds.out)) == 104
+    packed = await server.cli("list", "environment", "--artifact", "CONDA_PACK", "--output", "json")
+    assert len(json.loads(packed.out)) == 117
     table = await server.cli("list", "namespace")
     assert table.code == 0 and "default" in table.out
     bad = await server.cli("list", "build", "--status", "NOPE")

@@ -4,6 +4,7 @@ conda-store-server up                      # everything, embedded, until Ctrl-C
 conda-store-server api|solver|packer|registry|ui|relay|projector
 conda-store-server schemas OUTDIR          # JSON Schemas of every event
 conda-store-server rebuild-projections     # drop the read model and replay the log
+conda-store-server audit [--since-seq N]   # print who did what, live from JetStream
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("outdir", type=Path)
     sub.add_parser("rebuild-projections", help="drop and replay the read model")
+    audit = sub.add_parser("audit", help="print who did what, live from JetStream")
+    audit.add_argument("--since-seq", type=int, default=None, help="start at this stream seq")
+    audit.add_argument("--limit", type=int, default=None, help="stop after this many events")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
             print(path)
     elif args.command == "rebuild-projections":
         asyncio.run(_rebuild(settings))
+    elif args.command == "audit":
+        from services.api.audit import main as audit_main
+
+        audit_main(settings, args.since_seq, args.limit)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     consumer_max_deliver: int = 5
     consumer_ack_wait_s: float = 30.0
     solve_timeout_s: float = 300.0
+    repodata_ttl_s: float = Field(
+        default=60.0, description="Seconds the solver trusts in-memory repodata."
+    )
+    pip_index_url: str | None = Field(default=None, description="pip index; None means PyPI.")
+    pip_find_links: str | None = Field(default=None, description="Wheel dir or URL for pip.")
+    pip_no_index: bool = Field(default=False, description="Resolve pip from find-links only.")
+    solver_test_delay_s: float = Field(
+        default=0.0, description="Test-only: sleep this long in the solver before committing."
+    )
     packer_concurrency: int = 2
 
     @property

@@ -1,0 +1,104 @@
+"""conda-lock v1 lockfiles, written and read with conda-lock's own models.
+
+Writing through ``conda_lock.lockfile.write_conda_lock_file`` (rather than dumping a dict of
+our own) guarantees that ``conda-lock`` and rattler, which both read that format, accept what
+we store.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conda_lock.lockfile import lockfile_v1_to_v2, write_conda_lock_file
+from conda_lock.lockfile.v1.models import HashModel, LockMeta
+from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
+from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
+from conda_lock.models.channel import Channel
+
+from .types import LockedPackage, SolveResult
+
+
+def _dependencies(package: LockedPackage) -> dict[str, str]:
+    deps: dict[str, str] = {}
+    for dep in package.depends:
+        name, _, constraint = dep.strip().partition(" ")
+        deps[name] = constraint.strip() or "*"
+    return deps
+
+
+def _locked(package: LockedPackage) -> LockedDependency:
+    return LockedDependency(
+        name=package.name,
+        version=package.version,
+        manager=package.manager,
+        platform=package.platform,
+        dependencies=_dependencies(package),
+        url=package.url,
+        hash=HashModel(md5=package.md5, sha256=package.sha256),
+        build=package.build or None,
+        categories={"main"},
+    )
+
+
+def render_lockfile(result: SolveResult) -> str:
+    """The conda-lock v1 YAML text for a solve result (every platform, conda and pip)."""
+    lockfile = Lockfile(
+        package=[_locked(p) for p in result.packages],
+        metadata=LockMeta(
+            content_hash={p: result.content_hash for p in result.platforms},
+            channels=[Channel.from_string(c) for c in result.channels],
+            platforms=list(result.platforms),
+            sources=["environment.yaml"],
+        ),
+    )
+    with tempfile.TemporaryDirectory(prefix="cs-lock-") as tmp:
+        path = Path(tmp) / "conda-lock.yml"
+        write_conda_lock_file(lockfile, path, metadata_choices=None)
+        return path.read_text()
+
+
+def submitted_lockfile_text(lockfile: dict[str, Any]) -> str:
+    """A submitted lockfile stored as given (YAML, with the ``version: 1`` it may lack)."""
+    return yaml.safe_dump({"version": 1, **lockfile}, sort_keys=False)
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """``.../channel/linux-64/pkg.conda`` -> (``.../channel``, ``linux-64``)."""
+    parts = url.rsplit("/", 2)
+    if len(parts) == 3:
+        return parts[0], parts[1]
+    return "", ""
+
+
+def result_from_lockfile(lockfile: dict[str, Any]) -> SolveResult:
+    """What a solve would have produced, read from a submitted conda-lock v1 lockfile."""
+    content = {k: v for k, v in lockfile.items() if k != "version"}
+    parsed = lockfile_v1_to_v2(LockfileV1.model_validate(content))
+    packages = []
+    for dep in parsed.package:
+        channel, subdir = _split_url(dep.url) if dep.manager == "conda" else ("", "")
+        packages.append(
+            LockedPackage(
+                manager=dep.manager,
+                name=dep.name,
+                version=dep.version,
+                build=dep.build or "",
+                channel=channel,
+                subdir=subdir,
+                url=dep.url,
+                md5=dep.hash.md5,
+                sha256=dep.hash.sha256,
+                platform=dep.platform,
+                depends=[f"{n} {c}" if c != "*" else n for n, c in dep.dependencies.items()],
+            )
+        )
+    platforms = list(parsed.metadata.platforms) or sorted({p.platform for p in packages})
+    return SolveResult(
+        channels=[c.url for c in parsed.metadata.channels],
+        platforms=platforms,
+        packages=packages,
+        content_hash=next(iter(parsed.metadata.content_hash.values()), ""),
+    )

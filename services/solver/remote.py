@@ -1,0 +1,100 @@
+"""Solve on request over NATS (``<subject_prefix>.solve``), for ``GET /specification/`` and
+``conda-store solve``: no build, no events, the same resolver and cache as builds.
+
+Request: JSON ``{"channels": [...], "conda": [...], "pip": [...], "platforms": [...]}``
+(``"use_cache": false`` forces a fresh solve). Reply: ``{"status": "ok", "packages": [...],
+"platforms": {platform: [...]}, "cache_hit": bool}`` where packages are ``PackageRef`` dicts
+for the primary platform, or ``{"status": "error", "message": ...}``. Replicas share the
+subject through a queue group, so each request is answered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from shared.logging import get_logger
+from shared.settings import Settings
+
+from .resolve import Resolver
+from .types import SolveFailed, SolveRequest
+
+log = get_logger(__name__)
+QUEUE = "solver"
+
+
+def solve_subject(settings: Settings) -> str:
+    return f"{settings.subject_prefix}.solve"
+
+
+async def answer(resolver: Resolver, raw: bytes) -> dict[str, Any]:
+    """The reply document for one request body."""
+    try:
+        request = SolveRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        return {"status": "error", "message": f"invalid solve request: {exc}"}
+    try:
+        resolution = await resolver.resolve(request)
+    except SolveFailed as exc:
+        return {"status": "error", "message": exc.reason}
+    except Exception as exc:  # infrastructure: tell the caller rather than leave it waiting
+        log.exception("remote solve failed")
+        return {"status": "error", "message": f"solver unavailable: {type(exc).__name__}: {exc}"}
+    result = resolution.result
+    return {
+        "status": "ok",
+        "cache_hit": resolution.cache_hit,
+        "packages": [
+            p.ref().model_dump(mode="json") for p in result.for_platform(result.primary_platform())
+        ],
+        "platforms": {
+            platform: [p.model_dump(mode="json") for p in result.for_platform(platform)]
+            for platform in result.platforms
+        },
+    }
+
+
+async def serve(
+    nc: Client,
+    resolver: Resolver,
+    settings: Settings,
+    stop: asyncio.Event,
+    concurrency: int = 8,
+) -> None:
+    """Answer solve requests until ``stop`` is set."""
+    slots = asyncio.Semaphore(concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reply(msg: Msg) -> None:
+        async with slots:
+            body = await answer(resolver, msg.data)
+            if msg.reply:
+                await msg.respond(json.dumps(body).encode())
+
+    async def on_message(msg: Msg) -> None:
+        task = asyncio.create_task(reply(msg))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    sub = await nc.subscribe(solve_subject(settings), queue=QUEUE, cb=on_message)
+    log.info("remote solve endpoint ready", subject=solve_subject(settings))
+    try:
+        await stop.wait()
+    finally:
+        await sub.unsubscribe()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def request_solve(
+    nc: Client, settings: Settings, request: SolveRequest, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Client side: ask any solver replica; returns the reply document."""
+    msg = await nc.request(
+        solve_subject(settings), request.model_dump_json().encode(), timeout=timeout
+    )
+    return json.loads(msg.data)

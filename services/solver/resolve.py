@@ -1,0 +1,120 @@
+"""One solve, start to finish: repodata → fingerprint → cache or (rattler + uv) → result.
+
+Both entry points (the SpecSubmitted worker and the NATS endpoint) call ``Resolver.resolve``,
+so they share the gateway, the cache and the channel index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import rattler
+
+from shared.settings import Settings
+
+from .cache import SolveCache
+from .channels import ChannelIndexer
+from .conda_solve import CondaSolver, fingerprint_records, match_specs
+from .pip_pins import PipConfig, pin_pip, split_pip_entries
+from .types import LockedPackage, SolveRequest, SolveResult
+
+
+def locked_from_record(record: rattler.RepoDataRecord, platform: str) -> LockedPackage:
+    return LockedPackage(
+        manager="conda",
+        name=record.name.normalized,
+        version=str(record.version),
+        build=str(record.build),
+        channel=(record.channel or "").rstrip("/"),
+        subdir=record.subdir,
+        url=record.url,
+        md5=record.md5.hex() if record.md5 else None,
+        sha256=record.sha256.hex() if record.sha256 else None,
+        size=record.size,
+        license=record.license,
+        platform=platform,
+        depends=list(record.depends),
+    )
+
+
+@dataclass
+class Resolution:
+    result: SolveResult
+    cache_hit: bool
+    fingerprint: str
+
+
+class Resolver:
+    def __init__(
+        self,
+        solver: CondaSolver,
+        cache: SolveCache,
+        pip_base: PipConfig,
+        uv_cache_dir: Path,
+        timeout_s: float,
+        indexer: ChannelIndexer | None = None,
+    ) -> None:
+        self.solver = solver
+        self.cache = cache
+        self.pip_base = pip_base
+        self.uv_cache_dir = uv_cache_dir
+        self.timeout_s = timeout_s
+        self.indexer = indexer
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pool, index_channels: bool = True) -> Resolver:  # type: ignore[no-untyped-def]
+        """The resolver a service process uses: caches under ``data_dir/cache``."""
+        cache_root = Path(settings.data_dir) / "cache"
+        solver = CondaSolver(
+            cache_root / "repodata", settings.solve_timeout_s, settings.repodata_ttl_s
+        )
+        pip_base = PipConfig(
+            index_url=settings.pip_index_url,
+            find_links=settings.pip_find_links,
+            no_index=settings.pip_no_index,
+        )
+        indexer = ChannelIndexer(pool, solver, settings.repodata_ttl_s) if index_channels else None
+        return cls(
+            solver, SolveCache(pool), pip_base, cache_root / "uv", settings.solve_timeout_s, indexer
+        )
+
+    async def fingerprint(self, request: SolveRequest) -> str:
+        """Hash of every repodata record each target platform's solve could use."""
+        specs = match_specs(request.conda)
+        digest = hashlib.sha256()
+        for platform in request.targets():
+            records = await self.solver.fetch(request.channels, platform, specs)
+            digest.update(f"{platform}:{fingerprint_records(records)};".encode())
+        return digest.hexdigest()
+
+    async def resolve(self, request: SolveRequest) -> Resolution:
+        """Solve ``request`` (or reuse the cached answer); SolveFailed for user errors."""
+        fingerprint = await self.fingerprint(request)
+        if self.indexer is not None:
+            self.indexer.schedule(request.channels, request.targets())
+        requirements, pip_config = split_pip_entries(request.pip, self.pip_base)
+        key = request.cache_key(fingerprint, pip_config.as_key())
+        if request.use_cache:
+            cached = await self.cache.get(key)
+            if cached is not None:
+                return Resolution(cached, True, fingerprint)
+        specs = match_specs(request.conda)
+        packages: list[LockedPackage] = []
+        for platform in request.targets():
+            records = await self.solver.solve(request.channels, platform, specs)
+            conda = [locked_from_record(r, platform) for r in records]
+            conda.sort(key=lambda p: p.name)
+            pip = await pin_pip(
+                requirements, pip_config, platform, conda, self.uv_cache_dir, self.timeout_s
+            )
+            packages += conda + pip
+        result = SolveResult(
+            channels=list(request.channels),
+            platforms=request.targets(),
+            packages=packages,
+            content_hash=key,
+        )
+        await self.cache.put(key, request, result)
+        return Resolution(result, False, fingerprint)

@@ -1,0 +1,61 @@
+"""Solver process: the SpecSubmitted consumer and the NATS solve endpoint, one resolver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from nats.aio.client import Client
+
+from shared.artifacts import S3ArtifactStore, artifact_store_from_settings
+from shared.bus.consumer import ConsumerRunner
+from shared.service import ServiceContext
+
+from .remote import serve
+from .resolve import Resolver
+from .worker import SolverWorker
+
+
+async def main(ctx: ServiceContext) -> None:
+    """Run until ``ctx.stop``; the launcher and ``python -m services.solver`` both call this."""
+    settings = ctx.settings
+    store = await ctx.store()
+    nc = await ctx.nats()
+    artifacts = artifact_store_from_settings(settings)
+    if isinstance(artifacts, S3ArtifactStore):
+        await artifacts.ensure_bucket()
+    resolver = Resolver.from_settings(settings, store.pool)
+    worker = SolverWorker(resolver, artifacts, store.pool, settings.solver_test_delay_s)
+    runner = ConsumerRunner(worker, store, nc, settings, concurrency=4)
+    tasks = [
+        asyncio.create_task(runner.run(ctx.stop)),
+        asyncio.create_task(serve(nc, resolver, settings, ctx.stop)),
+    ]
+    try:
+        await ctx.stop.wait()
+    finally:
+        # The launcher cancels us right after ctx.stop; finish cleaning up regardless.
+        cleanup = asyncio.ensure_future(_shutdown(tasks, resolver, nc))
+        cancelled = False
+        while not cleanup.done():
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+async def _shutdown(tasks: list[asyncio.Task[None]], resolver: Resolver, nc: Client) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if resolver.indexer is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(resolver.indexer.wait_idle(), 5)
+    # Close rather than let ServiceContext drain: draining a JetStream pull subscription
+    # waits out the drain timeout (30 s). Unacked messages are simply redelivered.
+    with contextlib.suppress(Exception):
+        await nc.close()
+    # rattler's tokio threads crash the interpreter at exit unless given a moment
+    await asyncio.sleep(0.05)

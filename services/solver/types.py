@@ -1,0 +1,89 @@
+"""The solver's contract: what a solve is asked for and what it answers.
+
+The same two models serve the event-driven worker, the NATS request/reply endpoint and the
+solve cache (which stores ``SolveResult`` as JSON), so a cached answer is indistinguishable
+from a fresh one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import PackageRef
+from shared.runtime_settings import current_platform
+
+CACHE_FORMAT = 1
+"""Bump when the solve procedure changes in a way that makes old cached results wrong."""
+
+
+class SolveRequest(BaseModel):
+    """Channels (URLs or names), conda match specs, pip entries (PEP 508 or index options)."""
+
+    model_config = ConfigDict(frozen=True)
+    channels: list[str]
+    conda: list[str] = Field(default_factory=list)
+    pip: list[str] = Field(default_factory=list)
+    platforms: list[str] = Field(default_factory=lambda: ["linux-64"])
+    use_cache: bool = Field(default=True, description="False forces a fresh solve.")
+
+    def targets(self) -> list[str]:
+        """Platforms to solve for, sorted; ``noarch`` is always searched, never a target."""
+        return sorted(set(self.platforms) - {"noarch"}) or ["noarch"]
+
+    def normalized(self) -> dict[str, object]:
+        """Order-insensitive for dependencies (as the spec hash is), order-kept for channels
+        (channel priority changes the answer)."""
+        return {
+            "channels": list(dict.fromkeys(c.rstrip("/") for c in self.channels)),
+            "conda": sorted(set(self.conda)),
+            "pip": sorted(set(self.pip)),
+            "platforms": self.targets(),
+        }
+
+    def cache_key(self, fingerprint: str, pip_config: dict[str, object]) -> str:
+        """Key of a solve: the normalized request, the repodata fingerprint and pip config."""
+        doc = {
+            "format": CACHE_FORMAT,
+            "request": self.normalized(),
+            "repodata": fingerprint,
+            "pip": pip_config,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+class LockedPackage(PackageRef):
+    """A resolved package for one target platform, with what the lockfile needs besides."""
+
+    platform: str
+    depends: list[str] = Field(default_factory=list)
+
+    def ref(self) -> PackageRef:
+        return PackageRef(**self.model_dump(exclude={"platform", "depends"}))
+
+
+class SolveResult(BaseModel):
+    """Per target platform: conda records then pip pins; plus the inputs that produced them."""
+
+    channels: list[str]
+    platforms: list[str]
+    packages: list[LockedPackage]
+    content_hash: str = ""
+
+    def for_platform(self, platform: str) -> list[LockedPackage]:
+        return [p for p in self.packages if p.platform == platform]
+
+    def primary_platform(self) -> str:
+        """The platform whose packages describe the build: this machine's, else the first."""
+        here = current_platform()
+        return here if here in self.platforms else self.platforms[0]
+
+
+class SolveFailed(Exception):
+    """A user error: the request cannot be solved. ``reason`` is shown to users verbatim."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

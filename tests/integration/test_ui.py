@@ -116,7 +116,8 @@ def _workers(settings: Settings, store: EventStore) -> list[Any]:
 
     artifacts = artifact_store_from_settings(settings)
     workers: list[Any] = [
-        SolverWorker(Resolver.from_settings(settings, store.pool), artifacts, store.pool)
+        # A short pause before the solve commits, so the browser sees the build running.
+        SolverWorker(Resolver.from_settings(settings, store.pool), artifacts, store.pool, 0.8)
     ]
     if importlib.util.find_spec("services.packer.worker") is not None:
         from services.packer.worker import PackerWorker  # type: ignore[import-not-found]
@@ -235,6 +236,7 @@ async def test_create_by_upload_live_build_page_and_lockfile(
     # while the build runs, then the page shows the completed build.
     seen_status: list[str] = []
     seen_logs: list[str] = []
+    live_logs: list[str] = []
     for _ in range(1200):
         status = await page.get_attribute("#build-facts", "data-status") or ""
         log = await page.text_content("#build-log") or ""
@@ -242,6 +244,8 @@ async def test_create_by_upload_live_build_page_and_lockfile(
             seen_status.append(status)
         if log.strip() and (not seen_logs or seen_logs[-1] != log):
             seen_logs.append(log)
+            if status in ("QUEUED", "BUILDING"):
+                live_logs.append(log)
         if status == "COMPLETED" and await page.query_selector("#artifacts"):
             break
         assert status not in ("FAILED", "CANCELED"), log
@@ -249,7 +253,10 @@ async def test_create_by_upload_live_build_page_and_lockfile(
     assert seen_status[0] in ("QUEUED", "BUILDING"), seen_status
     assert seen_status[-1] == "COMPLETED", seen_status
     await page.wait_for_function("document.querySelector('#build-log').textContent.trim() !== ''")
-    assert len(seen_logs) >= 1
+    # Lines arrived while the build was running, and more came after: the log streamed.
+    assert live_logs and "[solve]" in live_logs[0], seen_logs
+    final = await page.text_content("#build-log") or ""
+    assert len(final) > len(live_logs[0])
 
     # Build page: metadata, packages (searchable), artifacts, usage hints.
     text = await page.text_content("main") or ""

@@ -116,6 +116,13 @@ class ImagePushed(EventData):
     tags: list[str] = Field(default_factory=list)
 
 
+class ImageFailed(EventData):
+    """The registry could not build the image of a completed build (the build stays usable)."""
+
+    build_id: int
+    reason: str
+
+
 class BuildFailed(EventData):
     build_id: int
     phase: str

@@ -78,6 +78,24 @@ class Settings(BaseSettings):
     )
     packer_concurrency: int = 2
 
+    registry_image_prefix: str = Field(
+        default="/opt/conda",
+        description="Prefix every environment is installed at inside images (one for all, so "
+        "package layers are shared between environments).",
+    )
+    registry_base_image: str | None = Field(
+        default=None,
+        description="Upstream base image (e.g. docker.io/library/debian:bookworm-slim) whose "
+        "layers go under every image; unset means the offline base (busybox + host glibc).",
+    )
+    dynamic_image_channels: list[str] = Field(
+        default_factory=lambda: ["conda-forge"],
+        description="Channels of on-demand images (conda-store-dynamic/...).",
+    )
+    registry_wait_timeout_s: float = Field(
+        default=900.0, description="How long a pull waits for an image that is being built."
+    )
+
     @property
     def artifact_root(self) -> Path:
         return self.artifact_dir or self.data_dir / "artifacts"

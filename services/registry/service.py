@@ -1,22 +1,84 @@
-"""Registry process: the OCI distribution API (pull side) on its own port."""
+"""Registry process: the OCI distribution API (pull side) plus the image builder and blob GC.
+
+``main`` serves ``/v2/`` on ``settings.registry_port`` (5000 by default, the user guide's
+``localhost:5000/<namespace>/<environment>``) and runs the two workers until ``ctx.stop``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
 from fastapi import FastAPI
 
+from shared.artifacts import ArtifactStore, artifact_store_from_settings
+from shared.bus.consumer import ConsumerRunner
+from shared.eventstore import EventStore
 from shared.http import serve_app
+from shared.logging import get_logger
 from shared.service import ServiceContext
+from shared.settings import Settings
+
+from .access import Access
+from .app import create_app
+from .blobs import Blobs
+from .builder import ImageBuilder
+from .dynamic import DynamicImages
+from .gc import BlobCollector
+from .resolve import Resolver
+from .waiter import BuildWaiter
+
+log = get_logger(__name__)
+
+__all__ = ["Registry", "create_app", "main", "open_registry"]
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="conda-store registry")
+@dataclass
+class Registry:
+    """Everything one registry process runs, wired together (tests use it too)."""
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "service": "registry"}
+    app: FastAPI
+    waiter: BuildWaiter
+    builder: ImageBuilder
+    collector: BlobCollector
 
-    return app
+
+async def open_registry(
+    settings: Settings,
+    store: EventStore,
+    nc,
+    artifacts: ArtifactStore,  # type: ignore[no-untyped-def]
+) -> Registry:
+    """Build the app and workers; the caller serves the app and runs the workers."""
+    blobs = Blobs(artifacts)
+    waiter = BuildWaiter(nc, settings)
+    await waiter.start()
+    resolver = Resolver(store, blobs, waiter, DynamicImages(store, settings), settings)
+    app = create_app(Access(settings, store.pool), resolver, blobs)
+    return Registry(app, waiter, ImageBuilder(artifacts, settings), BlobCollector(artifacts))
 
 
 async def main(ctx: ServiceContext) -> None:
-    await serve_app(create_app(), ctx.settings.bind_host, ctx.settings.registry_port, ctx.stop)
+    settings = ctx.settings
+    store = await ctx.store()
+    nc = await ctx.nats()
+    artifacts = artifact_store_from_settings(settings)
+    ensure_bucket = getattr(artifacts, "ensure_bucket", None)
+    if ensure_bucket is not None:
+        await ensure_bucket()
+    registry = await open_registry(settings, store, nc, artifacts)
+    workers = [
+        ConsumerRunner(registry.builder, store, nc, settings, concurrency=1).run(ctx.stop),
+        ConsumerRunner(registry.collector, store, nc, settings).run(ctx.stop),
+        serve_app(registry.app, settings.bind_host, settings.registry_port, ctx.stop),
+    ]
+    tasks = [asyncio.create_task(w) for w in workers]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await registry.waiter.stop()

@@ -1,0 +1,129 @@
+"""Image builder worker: ``Packed`` → install the lockfile for ``/opt/conda`` → ``ImagePushed``.
+
+The lockfile is the one the solver recorded for the build (``Solved.lockfile_key``), so the
+image holds exactly what the archive holds. Handling is idempotent: a build whose stream
+already has ``ImagePushed`` (or was deleted or canceled) is skipped, and blob uploads skip
+blobs already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.artifacts import ArtifactStore
+from shared.bus.consumer import HandlerContext, Worker
+from shared.events import (
+    BuildCanceled,
+    BuildDeleted,
+    ImageFailed,
+    ImagePushed,
+    Packed,
+    RecordedEvent,
+    Solved,
+    SpecSubmitted,
+    new_event,
+)
+from shared.eventstore import Append, EventStore
+from shared.logging import get_logger
+from shared.settings import Settings
+
+from .blobs import Blobs, ImageRef, blob_key, gc_lock
+from .image import BuiltImage, ImageLabels, ImageWriter, LayerCache
+from .install import install_for_image, lockfile_records
+from .oci import OCI_CONFIG, OCI_MANIFEST
+
+log = get_logger(__name__)
+
+
+class BlobVanished(RuntimeError):
+    """A blob the image reuses was garbage-collected meanwhile; the retry rebuilds it."""
+
+
+class ImageBuilder(Worker):
+    name = "registry-builder"
+    event_types = ("Packed",)
+
+    def __init__(self, artifacts: ArtifactStore, settings: Settings) -> None:
+        self.blobs = Blobs(artifacts)
+        self.artifacts = artifacts
+        self.settings = settings
+        self.image_prefix = settings.registry_image_prefix
+        cache = Path(settings.data_dir) / "cache"
+        self.pkgs_cache = cache / "pkgs"
+        self.layer_cache = LayerCache(cache / "oci-layers")
+        self.work_root = cache / "registry-work"
+
+    async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
+        packed = event.payload()
+        assert isinstance(packed, Packed)
+        build_id = packed.build_id
+        history = [e.payload() for e in await ctx.store.read_stream(f"build-{build_id}")]
+        if any(isinstance(e, ImagePushed | BuildDeleted | BuildCanceled) for e in history):
+            log.info("image not needed (already pushed, or build deleted/canceled)")
+            return []
+        submitted = next(e for e in history if isinstance(e, SpecSubmitted))
+        solved = [e for e in history if isinstance(e, Solved)]
+        if not solved:
+            raise ValueError(f"build {build_id} has no Solved event; cannot find its lockfile")
+        image = await self.build_and_push(submitted, solved[-1].lockfile_key, ctx.store)
+        log.info("image pushed", digest=image.digest, layers=len(image.layers))
+        pushed = ImagePushed(
+            build_id=build_id,
+            manifest_digest=image.digest,
+            manifest_key=blob_key(image.digest),
+            tags=[submitted.build_key] if submitted.build_key else [],
+        )
+        return [Append(f"build-{build_id}", [new_event(pushed, causation=event)])]
+
+    def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
+        build_id = int(event.data["build_id"])
+        failed = ImageFailed(build_id=build_id, reason=f"image build failed: {error}")
+        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+
+    async def build_and_push(
+        self, submitted: SpecSubmitted, lockfile_key: str, store: EventStore
+    ) -> BuiltImage:
+        """Install, write layers, then reference and upload every blob."""
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="img-") as tmp:
+            work = Path(tmp)
+            lockfile = work / "conda-lock.yml"
+            await self.artifacts.download_file(lockfile_key, lockfile)
+            staging = work / "prefix"
+            records = await asyncio.to_thread(lockfile_records, lockfile)
+            await install_for_image(records, staging, self.image_prefix, self.pkgs_cache)
+            writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
+            labels = ImageLabels(
+                submitted.namespace,
+                submitted.environment,
+                submitted.build_id,
+                submitted.build_key,
+            )
+            image = await writer.build(staging, work, labels)
+            ref = ImageRef(
+                build_id=submitted.build_id,
+                namespace=submitted.namespace,
+                environment=submitted.environment,
+                manifest_digest=image.digest,
+                blobs=(image.digest, *image.blob_digests()),
+            )
+            async with gc_lock(store.pool, exclusive=False):
+                await self.blobs.write_ref(ref)
+                await self._upload(image)
+            return image
+
+    async def _upload(self, image: BuiltImage) -> None:
+        uploaded = 0
+        for layer in image.layers:
+            if layer.path is None:
+                if not await self.blobs.has(layer.digest):
+                    raise BlobVanished(f"layer {layer.digest} was removed while building")
+                continue
+            uploaded += await self.blobs.put_file(layer.digest, layer.path)
+        await self.blobs.put_bytes(image.config_digest, image.config, OCI_CONFIG)
+        # the manifest goes last: once it exists, every blob it names exists too
+        await self.blobs.put_bytes(image.digest, image.manifest, OCI_MANIFEST)
+        log.info("blobs uploaded", new_layers=uploaded, layers=len(image.layers))

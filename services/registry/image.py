@@ -1,0 +1,198 @@
+"""Build an OCI image of one environment from its installed staging prefix.
+
+Layers, in order: ``core`` base (busybox, glibc, users), ``libs`` (host libraries the
+environment links), one layer per conda package, the final layer (conda-meta and leftovers).
+Layers already known (same cache key, blob already stored) are not rebuilt; the others are
+compressed in parallel threads (zlib releases the GIL).
+
+Every image uses the same prefix (``/opt/conda`` by default) rather than one per environment:
+rattler patches the prefix into files, and tar entry names contain it, so only a common prefix
+lets a package's layer be byte-identical, hence one stored blob, across environments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import base
+from .layers import Entry, LayerBlob, write_layer
+from .oci import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    Descriptor,
+    canonical_json,
+    image_manifest,
+    sha256_digest,
+)
+from .plan import FORMAT_VERSION, plan_layers, prefix_entries
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+EPOCH = "1970-01-01T00:00:00Z"
+LABEL_PREFIX = "org.conda-store"
+
+HasBlob = Callable[[str], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLabels:
+    namespace: str
+    environment: str
+    build_id: int
+    build_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """A layer of the image: a local file to upload, or (``path`` None) a blob already stored."""
+
+    name: str
+    digest: str
+    diff_id: str
+    size: int
+    path: Path | None = None
+
+
+@dataclass(slots=True)
+class BuiltImage:
+    manifest: bytes
+    config: bytes
+    layers: list[Layer] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.manifest)
+
+    @property
+    def config_digest(self) -> str:
+        return sha256_digest(self.config)
+
+    def blob_digests(self) -> list[str]:
+        return [self.config_digest, *(layer.digest for layer in self.layers)]
+
+
+class LayerCache:
+    """Remembers (on local disk) the digests a cache key produced, to skip recompressing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, key: str) -> Layer | None:
+        try:
+            data = json.loads((self.root / f"{key}.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return Layer(data["name"], data["digest"], data["diff_id"], data["size"])
+
+    def put(self, key: str, layer: Layer) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(
+            json.dumps(
+                {
+                    "name": layer.name,
+                    "digest": layer.digest,
+                    "diff_id": layer.diff_id,
+                    "size": layer.size,
+                }  # noqa: E501
+            )
+        )
+        os.replace(tmp, self.root / f"{key}.json")
+
+
+def _entries_key(entries: list[Entry]) -> str:
+    """A cache key for host-file layers: paths, sizes and mtimes of their sources."""
+    parts = [FORMAT_VERSION]
+    for e in sorted(entries, key=lambda e: e.arcname):
+        stamp = ""
+        if e.source is not None:
+            st = e.source.lstat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_mode}"
+        data = hashlib.sha256(e.data).hexdigest() if e.data is not None else ""
+        parts.append(f"{e.arcname}|{e.source}|{e.symlink}|{data}|{e.mode}|{stamp}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+class ImageWriter:
+    """Turns a staging prefix into layers, a config and an OCI manifest on local disk."""
+
+    def __init__(
+        self, image_prefix: str, layer_cache: LayerCache, has_blob: HasBlob, threads: int = 0
+    ) -> None:
+        self.image_prefix = "/" + image_prefix.strip("/")
+        self.cache = layer_cache
+        self.has_blob = has_blob
+        self.slots = asyncio.Semaphore(threads or max(os.cpu_count() or 1, 1))
+
+    async def _layer(self, name: str, entries: list[Entry], key: str | None, out: Path) -> Layer:
+        if key is not None:
+            known = self.cache.get(key)
+            if known is not None and await self.has_blob(known.digest):
+                return Layer(name, known.digest, known.diff_id, known.size)
+        async with self.slots:
+            blob: LayerBlob = await asyncio.to_thread(write_layer, entries, out)
+        layer = Layer(name, blob.digest, blob.diff_id, blob.size, blob.path)
+        if key is not None:
+            self.cache.put(key, Layer(name, blob.digest, blob.diff_id, blob.size))
+        return layer
+
+    async def build(self, staging: Path, work: Path, labels: ImageLabels) -> BuiltImage:
+        """Write every new layer into ``work`` and return the image documents."""
+        plan = await asyncio.to_thread(plan_layers, staging, self.image_prefix)
+        core = await asyncio.to_thread(base.core_entries)
+        taken = {e.arcname for e in core}
+        libs = await asyncio.to_thread(base.library_entries, staging, taken)
+        jobs = [
+            self._layer("base", core, _entries_key(core), work / "base.tar.gz"),
+        ]
+        if libs:
+            jobs.append(self._layer("libs", libs, _entries_key(libs), work / "libs.tar.gz"))
+        for i, package in enumerate(plan.packages):
+            entries = prefix_entries(staging, self.image_prefix, package.files)
+            jobs.append(
+                self._layer(package.label, entries, package.cache_key, work / f"p{i}.tar.gz")
+            )  # noqa: E501
+        rest = prefix_entries(staging, self.image_prefix, plan.rest)
+        jobs.append(self._layer("environment", rest, None, work / "rest.tar.gz"))
+        layers = list(await asyncio.gather(*jobs))
+        config = canonical_json(self._config(layers, labels, plan.all_packages))
+        manifest = image_manifest(
+            Descriptor(OCI_CONFIG, sha256_digest(config), len(config)),
+            [Descriptor(OCI_LAYER_GZIP, layer.digest, layer.size) for layer in layers],
+        )
+        return BuiltImage(canonical_json(manifest), config, layers)
+
+    def _config(self, layers: list[Layer], labels: ImageLabels, packages: list[str]) -> dict:  # type: ignore[type-arg]
+        prefix = self.image_prefix
+        return {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": EPOCH,
+            "config": {
+                "Env": [
+                    f"PATH={prefix}/bin:{DEFAULT_PATH}",
+                    f"CONDA_PREFIX={prefix}",
+                    "LANG=C.UTF-8",
+                ],  # noqa: E501
+                "Cmd": ["/bin/sh"],
+                "WorkingDir": "/",
+                "Labels": {
+                    f"{LABEL_PREFIX}.namespace": labels.namespace,
+                    f"{LABEL_PREFIX}.environment": labels.environment,
+                    f"{LABEL_PREFIX}.build-id": str(labels.build_id),
+                    f"{LABEL_PREFIX}.build-key": labels.build_key,
+                    f"{LABEL_PREFIX}.prefix": prefix,
+                    f"{LABEL_PREFIX}.packages": " ".join(packages),
+                    "org.opencontainers.image.title": f"{labels.namespace}/{labels.environment}",
+                },
+            },
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+            "history": [
+                {"created": EPOCH, "created_by": f"conda-store: {layer.name}"} for layer in layers
+            ],
+        }

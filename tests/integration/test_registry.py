@@ -1,0 +1,315 @@
+"""Registry acceptance on the tiny channel: real skopeo pulls, the distribution protocol,
+auth, shared layers, reproducibility and garbage collection."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.registry.blobs import BLOB_PREFIX, Blobs
+from services.registry.service import Registry, open_registry
+from shared.artifacts import ArtifactStore
+from shared.auth import AuthenticationToken, encode_token
+from shared.bus.jetstream import connect_nats
+from shared.embedded.ports import free_port
+from shared.events import BuildDeleted, EnvironmentDeleted, new_event
+from shared.http import serve_app
+from shared.settings import Settings
+from tests.harness.fixtures_stack import Stack
+from tests.integration.test_registry_support import (
+    run,
+    skopeo,
+    solve_lockfile,
+    submit_packed,
+    wait_image,
+)
+
+SECRET = "registry-test-secret-of-at-least-32-bytes"
+OCI = "application/vnd.oci.image.manifest.v1+json"
+DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+@dataclass
+class Served:
+    host: str
+    registry: Registry
+    settings: Settings
+    stack: Stack
+    artifacts: ArtifactStore
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    async def blob_count(self) -> int:
+        return len(await self.artifacts.list(BLOB_PREFIX))
+
+
+def token(bindings: dict[str, list[str]], namespace: str = "alice") -> str:
+    return encode_token(
+        AuthenticationToken(primary_namespace=namespace, role_bindings=bindings), SECRET
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_registry(
+    stack: Stack, settings: Settings, artifacts: ArtifactStore, **overrides: object
+) -> AsyncIterator[Served]:
+    settings = settings.model_copy(update={"secret": SECRET, **overrides})
+    nc = await connect_nats(settings.nats_url, "test-registry")
+    registry = await open_registry(settings, stack.store, nc, artifacts)
+    await stack.run_workers(registry.builder, registry.collector)
+    port = free_port()
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve_app(registry.app, "127.0.0.1", port, stop))
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                    break
+            await asyncio.sleep(0.05)
+    try:
+        yield Served(f"127.0.0.1:{port}", registry, settings, stack, artifacts)
+    finally:
+        stop.set()
+        await server
+        await registry.waiter.stop()
+        await nc.close()
+
+
+@pytest.fixture
+async def served(
+    stack: Stack, settings: Settings, local_artifact_store: ArtifactStore
+) -> AsyncIterator[Served]:  # noqa: E501
+    async with serve_registry(stack, settings, local_artifact_store) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def lockfiles(tiny_channel, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Lockfiles of a few tiny environments, solved once per session."""
+    cache = tmp_path_factory.mktemp("gateway")
+    wanted = {
+        "bar": ["bar", "withprefix"],
+        "baz": ["baz", "libfoo >=1.0"],
+        "hello": ["hello-cli"],
+    }
+
+    async def solve_all() -> dict[str, str]:
+        return {k: await solve_lockfile(tiny_channel.url, v, cache) for k, v in wanted.items()}
+
+    result = asyncio.run(solve_all())
+    return result
+
+
+async def build(
+    served: Served, namespace: str, name: str, lockfile: str, url: str
+) -> tuple[int, str]:  # noqa: E501
+    build_id = await submit_packed(
+        served.stack.store, served.artifacts, namespace, name, url, ["bar"], lockfile
+    )
+    pushed = await wait_image(served.stack.store, build_id)
+    await served.stack.projected()
+    return build_id, pushed.manifest_digest
+
+
+async def test_skopeo_pulls_by_latest_build_key_and_digest(
+    served: Served, lockfiles, tiny_channel, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    build_id, digest = await build(served, "default", "tiny", lockfiles["bar"], tiny_channel.url)
+    ref = f"docker://{served.host}/default/tiny"
+    inspected = await run(*skopeo("inspect", "--tls-verify=false", f"{ref}:latest"))
+    assert inspected.code == 0, inspected.err
+    info = inspected.json()
+    assert info["Digest"] == digest
+    labels = info["Labels"]
+    assert labels["org.conda-store.namespace"] == "default"
+    assert labels["org.conda-store.environment"] == "tiny"
+    assert labels["org.conda-store.build-id"] == str(build_id)
+    assert "withprefix=1.0=h0_0" in labels["org.conda-store.packages"]
+    assert any(e.startswith("PATH=/opt/conda/bin:") for e in info["Env"])
+    build_key = labels["org.conda-store.build-key"]
+    assert build_key in info["RepoTags"] and "latest" in info["RepoTags"]
+
+    for i, reference in enumerate((f"{ref}:latest", f"{ref}:{build_key}", f"{ref}@{digest}")):
+        out = tmp_path / f"pull{i}"
+        copied = await run(*skopeo("copy", "--src-tls-verify=false", reference, f"dir:{out}"))
+        assert copied.code == 0, copied.err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert len(manifest["layers"]) >= 4
+        for layer in manifest["layers"]:
+            assert (out / layer["digest"].split(":")[1]).stat().st_size == layer["size"]
+
+
+async def test_distribution_protocol(served: Served, lockfiles, tiny_channel) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    _, digest = await build(served, "default", "proto", lockfiles["bar"], tiny_channel.url)
+    base = served.url
+    async with httpx.AsyncClient(base_url=base) as http:
+        root = await http.get("/v2/")
+        assert root.status_code == 401
+        assert root.headers["www-authenticate"] == 'Basic realm="Registry Realm"'
+        assert root.headers["docker-distribution-api-version"] == "registry/2.0"
+        logged_in = await http.get("/v2/", headers={"Authorization": f"Bearer {token({})}"})
+        assert logged_in.status_code == 200 and logged_in.json() == {}
+
+        head = await http.head("/v2/default/proto/manifests/latest", headers={"Accept": OCI})
+        assert head.status_code == 200
+        assert head.headers["docker-content-digest"] == digest
+        assert head.headers["content-type"] == OCI
+        body = (
+            await http.get("/v2/default/proto/manifests/latest", headers={"Accept": OCI})
+        ).content  # noqa: E501
+        assert int(head.headers["content-length"]) == len(body)
+        manifest = json.loads(body)
+        assert manifest["mediaType"] == OCI
+
+        docker = await http.get("/v2/default/proto/manifests/latest", headers={"Accept": DOCKER})
+        assert docker.headers["content-type"] == DOCKER
+        assert docker.json()["mediaType"] == DOCKER
+        docker_digest = docker.headers["docker-content-digest"]
+        assert docker_digest != digest
+        again = await http.get(f"/v2/default/proto/manifests/{docker_digest}")
+        assert again.content == docker.content
+
+        layer = manifest["layers"][0]
+        blob_url = f"/v2/default/proto/blobs/{layer['digest']}"
+        blob_head = await http.head(blob_url)
+        assert blob_head.status_code == 200
+        assert int(blob_head.headers["content-length"]) == layer["size"]
+        whole = (await http.get(blob_url)).content
+        assert len(whole) == layer["size"]
+        part = await http.get(blob_url, headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206
+        assert part.content == whole[10:20]
+        assert part.headers["content-range"] == f"bytes 10-19/{layer['size']}"
+        beyond = await http.get(blob_url, headers={"Range": f"bytes={layer['size']}-"})
+        assert beyond.status_code == 416
+
+        missing = await http.get("/v2/default/proto/blobs/sha256:" + "0" * 64)
+        assert missing.status_code == 404
+        assert missing.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+        unknown = await http.get("/v2/default/nope/manifests/latest")
+        assert unknown.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+        no_tag = await http.get("/v2/default/proto/manifests/0000-1-999-proto")
+        assert no_tag.status_code == 404
+        assert no_tag.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+        await build(served, "default", "proto", lockfiles["baz"], tiny_channel.url)
+        tags = (await http.get("/v2/default/proto/tags/list")).json()
+        assert tags["name"] == "default/proto"
+        assert len(tags["tags"]) == 3 and "latest" in tags["tags"]
+        first = await http.get("/v2/default/proto/tags/list", params={"n": 1})
+        assert len(first.json()["tags"]) == 1
+        assert 'rel="next"' in first.headers["link"]
+        rest = await http.get(
+            "/v2/default/proto/tags/list", params={"n": 5, "last": first.json()["tags"][0]}
+        )
+        assert rest.json()["tags"] == sorted(tags["tags"])[1:]
+
+        catalog = (await http.get("/v2/_catalog")).json()
+        assert catalog["repositories"] == ["default/proto"]
+
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            pushed = await http.request(method, "/v2/default/proto/blobs/uploads/")
+            assert pushed.status_code == 405
+            assert pushed.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+
+async def test_private_namespace_needs_a_token(
+    served: Served, lockfiles, tiny_channel, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    await build(served, "private", "env", lockfiles["hello"], tiny_channel.url)
+    ref = f"docker://{served.host}/private/env:latest"
+    anonymous = await run(*skopeo("inspect", "--tls-verify=false", ref))
+    assert anonymous.code != 0
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        refused = await http.get("/v2/private/env/manifests/latest")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Basic realm="Registry Realm"'
+        assert refused.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        other = token({"elsewhere/*": ["admin"]})
+        denied = await http.get(
+            "/v2/private/env/manifests/latest", headers={"Authorization": f"Bearer {other}"}
+        )
+        assert denied.status_code == 403
+        assert denied.json()["errors"][0]["code"] == "DENIED"
+        assert (await http.get("/v2/_catalog")).json()["repositories"] == []
+
+    good = token({"private/*": ["viewer"]})
+    pulled = await run(
+        *skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            f"anyone:{good}",
+            ref,
+            f"dir:{tmp_path / 'p'}",
+        )  # noqa: E501
+    )
+    assert pulled.code == 0, pulled.err
+    basic = base64.b64encode(f"x:{good}".encode()).decode()
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        ok = await http.get(
+            "/v2/private/env/tags/list", headers={"Authorization": f"Basic {basic}"}
+        )  # noqa: E501
+        assert ok.status_code == 200
+
+
+async def test_shared_layers_reproducible_digests_and_gc(
+    served: Served, lockfiles, tiny_channel
+) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    store = served.stack.store
+    blobs = Blobs(served.artifacts)
+    a_id, a_digest = await build(served, "default", "a", lockfiles["bar"], tiny_channel.url)
+    after_a = await served.blob_count()
+    b_id, b_digest = await build(served, "default", "b", lockfiles["baz"], tiny_channel.url)
+    after_b = await served.blob_count()
+    a = json.loads(await blobs.get_bytes(a_digest))
+    b = json.loads(await blobs.get_bytes(b_digest))
+    shared = {x["digest"] for x in a["layers"]} & {x["digest"] for x in b["layers"]}
+    assert len(shared) >= 2  # the base layer and libfoo's layer
+    new_b = len({x["digest"] for x in b["layers"]} - shared) + 2  # + config + manifest
+    assert after_b - after_a == new_b
+
+    # the same lockfile again: every layer is the same blob, nothing new is stored but the
+    # (build-specific) config and manifest; rebuilding one build's image gives its digest again
+    c_id, c_digest = await build(served, "default", "c", lockfiles["bar"], tiny_channel.url)
+    c = json.loads(await blobs.get_bytes(c_digest))
+    assert [x["digest"] for x in c["layers"][:-1]] == [x["digest"] for x in a["layers"][:-1]]
+    assert await served.blob_count() - after_b <= 3
+    submitted = (await store.read_stream(f"build-{a_id}"))[0].payload()
+    events = await store.read_stream(f"build-{a_id}")
+    lockfile_key = next(e.data["lockfile_key"] for e in events if e.type == "Solved")
+    served.registry.builder.layer_cache.root = served.registry.builder.layer_cache.root / "fresh"
+    again = await served.registry.builder.build_and_push(submitted, lockfile_key, store)  # type: ignore[arg-type]  # noqa: E501
+    assert again.digest == a_digest
+
+    # deleting a build keeps blobs other images use; deleting the rest frees everything
+    before = await served.blob_count()
+    await store.append(f"build-{b_id}", [new_event(BuildDeleted(build_id=b_id))])
+    for _ in range(100):
+        if await served.blob_count() < before:
+            break
+        await asyncio.sleep(0.1)
+    assert await served.blob_count() == before - new_b
+    assert await blobs.has(a_digest)
+    for digest in shared:
+        assert await blobs.has(digest)
+    for name in ("a", "c"):
+        await store.append(
+            f"env-default-{name}",
+            [new_event(EnvironmentDeleted(namespace="default", environment=name))],  # noqa: E501
+        )
+    for _ in range(100):
+        if await served.blob_count() == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await served.blob_count() == 0

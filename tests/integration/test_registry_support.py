@@ -1,0 +1,125 @@
+"""Helpers for the registry tests: lockfiles from a real rattler solve, builds fed straight
+into the event log (SpecSubmitted → Solved → Packed), a registry served on a free port, and
+real OCI clients (skopeo, umoci, runc) run as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rattler
+from conda_lock.lockfile import write_conda_lock_file
+from conda_lock.lockfile.v1.models import HashModel, LockMeta
+from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
+from conda_lock.models.channel import Channel
+
+from shared.artifacts import ArtifactStore
+from shared.events import ImagePushed, Packed, Solved, new_event
+from shared.eventstore import EventStore
+from shared.spec import CondaSpecification
+from shared.submission import submit_specification
+
+
+async def solve_lockfile(channel_url: str, specs: list[str], cache: Path) -> str:
+    """A conda-lock v1 lockfile (text) for ``specs`` solved with rattler on linux-64."""
+    records = await rattler.solve(
+        sources=[rattler.Channel(channel_url)],
+        specs=[rattler.MatchSpec(s) for s in specs],
+        gateway=rattler.Gateway(cache_dir=cache),
+        platforms=["linux-64", "noarch"],
+        timeout=dt.timedelta(seconds=60),
+    )
+    packages = []
+    for r in records:
+        deps: dict[str, str] = {}
+        for d in r.depends:
+            name, _, constraint = d.partition(" ")
+            deps[name] = constraint.strip() or "*"
+        packages.append(
+            LockedDependency(
+                name=r.name.normalized,
+                version=str(r.version),
+                manager="conda",
+                platform="linux-64",
+                dependencies=deps,
+                url=r.url,
+                hash=HashModel(md5=r.md5.hex(), sha256=r.sha256.hex() if r.sha256 else None),
+                build=str(r.build),
+                categories={"main"},
+            )
+        )
+    lock = Lockfile(
+        package=packages,
+        metadata=LockMeta(
+            content_hash={"linux-64": "x"},
+            channels=[Channel.from_string(channel_url)],
+            platforms=["linux-64"],
+            sources=["environment.yaml"],
+        ),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "conda-lock.yml"
+        write_conda_lock_file(lock, path, metadata_choices=None)
+        return path.read_text()
+
+
+async def submit_packed(
+    store: EventStore,
+    artifacts: ArtifactStore,
+    namespace: str,
+    name: str,
+    channel_url: str,
+    specs: list[str],
+    lockfile: str,
+) -> int:
+    """A build whose solve and pack are faked (events appended), so the builder runs next."""
+    spec = CondaSpecification(name=name, channels=[channel_url], dependencies=specs)
+    submitted = await submit_specification(store, spec, namespace)
+    build_id = submitted.build_id
+    key = f"builds/{build_id}/conda-lock.yml"
+    await artifacts.put_bytes(key, lockfile.encode())
+    solved = Solved(build_id=build_id, lockfile_key=key, yaml_key=key, packages=[])
+    packed = Packed(build_id=build_id, archive_key=key, logs_key=key, size=1)
+    await store.append(f"build-{build_id}", [new_event(solved), new_event(packed)])
+    return build_id
+
+
+async def wait_image(store: EventStore, build_id: int, timeout: float = 60.0) -> ImagePushed:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        for event in await store.read_stream(f"build-{build_id}"):
+            if event.type == "ImagePushed":
+                return ImagePushed.model_validate(event.data)
+            if event.type in ("ImageFailed", "BuildFailed"):
+                raise AssertionError(f"build {build_id}: {event.data}")
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"no image for build {build_id}")
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+async def run(*args: str, timeout: float = 120.0) -> Run:
+    """A subprocess that does not block the event loop the registry runs in."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return Run(proc.returncode or 0, out.decode(), err.decode())
+
+
+def skopeo(*args: str) -> list[str]:
+    return ["skopeo", "--insecure-policy", *args]

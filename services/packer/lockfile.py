@@ -1,0 +1,67 @@
+"""Reading the solver's conda-lock v1 lockfile into what the installers need.
+
+rattler reads conda-lock v1 directly and hands back ``RepoDataRecord``s (url, hashes, paths
+metadata) that ``rattler.install`` takes as they are, so nothing is re-solved here: the build
+installs exactly what the lockfile pins. ``manager: pip`` entries come back as PyPI packages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rattler
+
+
+class UserError(Exception):
+    """A build failure that retrying cannot fix (bad lockfile, missing package, pip refusal).
+
+    The worker turns it into ``BuildFailed`` at once instead of letting the consumer retry.
+    """
+
+
+@dataclass(frozen=True)
+class PipPin:
+    name: str
+    version: str
+    url: str | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class LockContents:
+    platform: str
+    conda: list[rattler.RepoDataRecord]
+    pip: list[PipPin] = field(default_factory=list)
+
+
+def _pip_pin(package: rattler.PypiLockedPackage) -> PipPin:
+    location = str(package.location or "") or None
+    sha256 = None
+    hashes = package.hashes
+    if hashes is not None and getattr(hashes, "sha256", None):
+        sha256 = bytes(hashes.sha256).hex()
+    return PipPin(name=package.name, version=str(package.version), url=location, sha256=sha256)
+
+
+def read_lockfile(path: Path, platform: str | None = None) -> LockContents:
+    """Records and pip pins of ``platform`` (default: this machine's) from a lockfile.
+
+    Raises ``UserError`` when the file is not a lockfile rattler understands or holds nothing
+    for the platform: resubmitting the same lockfile would fail the same way.
+    """
+    target = platform or str(rattler.Subdir.current())
+    try:
+        lock = rattler.LockFile.from_path(path)
+    except Exception as exc:
+        raise UserError(f"invalid lockfile: {exc}") from exc
+    env = lock.default_environment()
+    if env is None:
+        raise UserError("the lockfile has no default environment")
+    match = [p for p in env.platforms() if p.name == target]
+    if not match:
+        names = ", ".join(p.name for p in env.platforms()) or "none"
+        raise UserError(f"the lockfile has no packages for {target} (it has: {names})")
+    conda = list(env.conda_repodata_records_for_platform(match[0]) or [])
+    pip = [_pip_pin(p) for p in env.pypi_packages_for_platform(match[0]) or []]
+    return LockContents(platform=target, conda=conda, pip=pip)

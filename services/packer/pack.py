@@ -1,0 +1,89 @@
+"""conda-pack archives and prefix sizes.
+
+``conda_pack.pack`` runs in a child process (``python -m services.packer.pack``) rather than a
+thread: it is CPU- and GIL-heavy for seconds, which would starve the event loop (heartbeats,
+live logs, other builds), and a child can be killed when a build is cancelled, where a thread
+cannot. gzip runs on ``n_threads`` threads inside conda-pack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+
+def pack_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def pack_sync(prefix: Path, output: Path, n_threads: int) -> None:
+    """What the child process runs: the prefix as a conda-pack ``.tar.gz``."""
+    import conda_pack
+
+    conda_pack.pack(
+        prefix=str(prefix),
+        output=str(output),
+        format="tar.gz",
+        n_threads=n_threads,
+        force=True,
+        ignore_missing_files=True,
+        verbose=False,
+    )
+
+
+async def pack_prefix(prefix: Path, output: Path, n_threads: int | None = None) -> None:
+    """Write the archive to ``output`` (a temporary path; the caller uploads it).
+
+    conda-pack's own message is raised as RuntimeError on failure; cancellation kills the
+    child and waits for it, so the caller may delete the prefix right after.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.packer.pack",
+        str(prefix),
+        str(output),
+        str(n_threads or pack_threads()),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await proc.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise RuntimeError("conda-pack failed: " + ("\n".join(lines[-15:]) or "no output"))
+
+
+def prefix_size(prefix: Path) -> int:
+    """Bytes in the prefix as ``du -sb`` counts them: apparent sizes of every file, directory
+    and symlink, each hard-linked inode once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(prefix):
+        for name in (*dirs, *files):
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1:
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += st.st_size
+    with contextlib.suppress(FileNotFoundError):
+        total += os.lstat(prefix).st_size
+    return total
+
+
+if __name__ == "__main__":
+    pack_sync(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))

@@ -1,0 +1,261 @@
+"""PackerWorker: ``Solved`` → installed prefix → conda-pack archive → ``Packed``.
+
+Status BUILDING already comes from the solver's ``BuildStarted``; the packer appends only the
+outcome. User errors (a package the channel lacks, pip refusing a pin, a prefix over 255
+characters) become ``BuildFailed`` at once because a retry cannot help; infrastructure errors
+raise, so the consumer retries and, after the last attempt, ``exhausted`` records the failure.
+
+The build prefix is scratch space: it is wiped before a build starts (a redelivery after a
+crash starts clean) and deleted after packing. The archive is the artifact; unlike
+conda-store, no DIRECTORY artifact is kept. The shared package cache stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from shared.artifacts import ArtifactStore
+from shared.bus.consumer import HandlerContext, Worker
+from shared.events import BuildFailed, EventData, Packed, RecordedEvent, Solved, new_event
+from shared.eventstore import Append, EventStore
+from shared.logging import get_logger
+from shared.settings import Settings
+
+from .cancel import CancelRegistry
+from .install import (
+    build_prefix,
+    check_prefix_length,
+    clean_prefix,
+    install_conda,
+    install_pip,
+    package_cache_dir,
+    remove_tree,
+)
+from .lockfile import UserError, read_lockfile
+from .logs import InstallReporter, PackerLog, describe_error
+from .pack import pack_prefix, pack_threads, prefix_size
+
+log = get_logger(__name__)
+
+
+def archive_key(build_id: int) -> str:
+    return f"builds/{build_id}/archive.tar.gz"
+
+
+@dataclass
+class _Progress:
+    """Where a build got to, so a failure names its phase."""
+
+    phase: str = "download"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class PackerWorker(Worker):
+    name = "packer"
+    event_types = ("Solved",)
+
+    def __init__(
+        self,
+        settings: Settings,
+        artifacts: ArtifactStore,
+        pool: asyncpg.Pool,
+        *,
+        test_delay_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.artifacts = artifacts
+        self.pool = pool
+        self.cancels = CancelRegistry()
+        self.test_delay_s = settings.packer_test_delay_s if test_delay_s is None else test_delay_s
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._saved_logs: dict[int, str] = {}
+
+    # --- consumer entry points -----------------------------------------------------------
+
+    async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
+        solved = event.payload()
+        assert isinstance(solved, Solved)
+        build_id = solved.build_id
+        plog = PackerLog(self.pool, self.artifacts, build_id)
+        with (
+            structlog.contextvars.bound_contextvars(build_id=build_id),
+            self.cancels.track(build_id),
+        ):
+            try:
+                if await self._already_canceled(ctx.store, build_id):
+                    log.info("build was canceled before packing; skipping")
+                    return []
+                outcome = await self._build(solved, plog, ctx)
+            except asyncio.CancelledError:
+                if not self.cancels.was_cancelled(build_id):
+                    raise  # shutting down: the message is redelivered to another packer
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                await self._on_canceled(plog, build_id)
+                return []
+        return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
+
+    def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
+        build_id = int(event.data["build_id"])
+        failed = BuildFailed(
+            build_id=build_id,
+            phase="pack",
+            reason=error,
+            logs_key=self._saved_logs.pop(build_id, None),
+        )
+        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+
+    # --- one build -----------------------------------------------------------------------
+
+    async def _already_canceled(self, store: EventStore, build_id: int) -> bool:
+        events = await store.read_stream(f"build-{build_id}")
+        return any(e.type == "BuildCanceled" for e in events)
+
+    async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
+        build_id = solved.build_id
+        prefix = build_prefix(self.settings, build_id)
+        workdir = prefix.with_name(f"{build_id}.work")
+        progress = _Progress()
+        try:
+            await plog.write(
+                "download",
+                f"packing build {build_id} (attempt {ctx.delivery} of {ctx.max_attempts})"
+                f" on {self.worker_id}",
+            )
+            check_prefix_length(prefix)
+            return await self._run_phases(solved, plog, prefix, workdir, progress)
+        except UserError as exc:
+            await plog.write(progress.phase, f"build failed: {exc}")
+            key = await plog.save_quietly()
+            return BuildFailed(
+                build_id=build_id, phase=progress.phase, reason=str(exc), logs_key=key
+            )
+        except Exception as exc:
+            cause = describe_error(exc)
+            final = ctx.last_attempt
+            await _write_quietly(
+                plog,
+                progress.phase,
+                f"build failed: {cause}" if final else f"attempt {ctx.delivery} failed: {cause}",
+            )
+            key = await plog.save_quietly()
+            if key is not None:
+                self._saved_logs[build_id] = key
+            raise
+        finally:
+            await remove_tree(prefix)
+            await remove_tree(workdir)
+
+    async def _run_phases(
+        self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
+    ) -> EventData:
+        build_id = solved.build_id
+        started = time.monotonic()
+        await clean_prefix(prefix)
+        await remove_tree(workdir)
+        await asyncio.to_thread(workdir.mkdir, parents=True)
+
+        lock_path = workdir / "conda-lock.yml"
+        await self.artifacts.download_file(solved.lockfile_key, lock_path)
+        contents = read_lockfile(lock_path)
+        cache = package_cache_dir(self.settings)
+        await plog.write(
+            "download",
+            f"installing {len(contents.conda)} conda packages for {contents.platform}"
+            f" into {prefix}",
+            f"shared package cache: {cache}",
+        )
+        await self._install(contents.conda, prefix, cache, plog, progress)
+        if self.test_delay_s:
+            await plog.write("link", f"test delay: waiting {self.test_delay_s:g} s")
+            await asyncio.sleep(self.test_delay_s)
+
+        progress.phase = "pip"
+        if contents.pip:
+            await plog.write("pip", f"installing {len(contents.pip)} pip packages with --no-deps:")
+            await plog.write("pip", *(f"  {p.name}=={p.version}" for p in contents.pip))
+            output = await install_pip(prefix, contents.pip, self.settings, workdir)
+            await plog.write("pip", *output[-20:])
+        else:
+            await plog.write("pip", "no pip packages")
+
+        progress.phase = "pack"
+        size = await asyncio.to_thread(prefix_size, prefix)
+        threads = self.settings.packer_pack_threads or pack_threads()
+        await plog.write(
+            "pack", f"prefix size {size} bytes ({_mb(size)}); conda-pack with {threads} threads"
+        )
+        archive = workdir / "archive.tar.gz"
+        t0 = time.monotonic()
+        await pack_prefix(prefix, archive, threads)
+        archive_size = archive.stat().st_size
+        await plog.write(
+            "pack", f"archive written: {_mb(archive_size)} in {time.monotonic() - t0:.1f} s"
+        )
+
+        progress.phase = "upload"
+        key = archive_key(build_id)
+        t0 = time.monotonic()
+        await self.artifacts.put_file(key, archive, content_type="application/gzip")
+        await plog.write(
+            "upload",
+            f"uploaded {key} in {time.monotonic() - t0:.1f} s",
+            f"build {build_id} packed in {time.monotonic() - started:.1f} s;"
+            " the build prefix is removed (the archive is the artifact)",
+        )
+        saved = await plog.save()
+        return Packed(
+            build_id=build_id,
+            archive_key=key,
+            logs_key=saved,
+            size=size,
+            packages=list(solved.packages),
+        )
+
+    async def _install(
+        self,
+        records: Sequence[object],
+        prefix: Path,
+        cache: Path,
+        plog: PackerLog,
+        progress: _Progress,
+    ) -> None:
+        """rattler install with its progress streamed into the log as it happens."""
+        reporter = InstallReporter(asyncio.get_running_loop())
+        pump = asyncio.create_task(reporter.pump(plog))
+        t0 = time.monotonic()
+        try:
+            await install_conda(records, prefix, cache, reporter)  # type: ignore[arg-type]
+        finally:
+            reporter.close()
+            await asyncio.shield(pump)
+        progress.phase = "link"
+        await plog.write("link", f"installed in {time.monotonic() - t0:.2f} s")
+
+    async def _on_canceled(self, plog: PackerLog, build_id: int) -> None:
+        """The prefix is already gone (``_build``'s finally); leave the log's last word."""
+        log.info("build canceled while packing")
+        await _write_quietly(
+            plog, "pack", f"build {build_id} marked as CANCELED: canceled while packing"
+        )
+        await plog.save_quietly()
+
+
+async def _write_quietly(plog: PackerLog, phase: str, line: str) -> None:
+    try:
+        await plog.write(phase, line)
+    except Exception:
+        log.warning("could not write build log line", line=line)

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         default=0.0, description="Test-only: sleep this long in the solver before committing."
     )
     packer_concurrency: int = 2
+    packer_pack_threads: int = Field(
+        default=0, description="gzip threads for conda-pack; 0 means one per CPU."
+    )
+    packer_test_delay_s: float = Field(
+        default=0.0,
+        description="Test-only: the packer sleeps this long after linking (a window to read "
+        "live logs, cancel or kill a build). Leave 0 in production.",
+    )
 
     registry_image_prefix: str = Field(
         default="/opt/conda",

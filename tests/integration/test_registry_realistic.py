@@ -1,0 +1,141 @@
+"""Registry end to end on the realistic channel (real CPython + numpy): the pulled image runs
+under runc, and an on-demand image is solved, packed and built on its first pull."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+from tests.harness.fixtures_stack import Stack
+from tests.integration.test_registry import serve_registry, token
+from tests.integration.test_registry_support import (
+    run,
+    skopeo,
+    solve_lockfile,
+    submit_packed,
+    wait_image,
+)
+
+pytestmark = pytest.mark.slow
+
+NUMPY_VERSION = "2.4.6"
+WORKERS = ("services.solver.worker", "services.packer.worker")
+
+
+async def run_in_runc(
+    host: str, image: str, args: list[str], tmp_path: Path, creds: str | None = None
+) -> str:  # noqa: E501
+    """skopeo copy → OCI layout, umoci unpack, runc run; returns stdout."""
+    layout = tmp_path / "layout"
+    auth = ["--src-creds", creds] if creds else []
+    copied = await run(
+        *skopeo(
+            "copy", "--src-tls-verify=false", *auth, f"docker://{host}/{image}", f"oci:{layout}:img"
+        ),  # noqa: E501
+        timeout=600,
+    )
+    assert copied.code == 0, copied.err
+    bundle = tmp_path / "bundle"
+    unpacked = await run("umoci", "unpack", "--image", f"{layout}:img", str(bundle))
+    assert unpacked.code == 0, unpacked.err
+    config_path = bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    config["process"]["args"] = args
+    config["process"]["terminal"] = False
+    config_path.write_text(json.dumps(config))
+    ran = await run("runc", "run", "--bundle", str(bundle), f"cs-test-{tmp_path.name}"[:60])
+    assert ran.code == 0, ran.err + ran.out
+    return ran.out
+
+
+async def test_pulled_image_runs_numpy_under_runc(
+    stack: Stack,
+    settings: Settings,
+    local_artifact_store,
+    realistic_channel,
+    tmp_path: Path,  # type: ignore[no-untyped-def]  # noqa: E501
+) -> None:
+    lockfile = await solve_lockfile(realistic_channel.url, ["python", "numpy"], tmp_path / "gw")
+    async with serve_registry(stack, settings, local_artifact_store) as served:
+        build_id = await submit_packed(
+            stack.store,
+            local_artifact_store,
+            "default",
+            "numpy",
+            realistic_channel.url,
+            ["numpy"],
+            lockfile,  # noqa: E501
+        )
+        await wait_image(stack.store, build_id, timeout=180)
+        await stack.projected()
+        out = await run_in_runc(
+            served.host,
+            "default/numpy:latest",
+            ["python", "-c", "import numpy; print(numpy.__version__)"],
+            tmp_path,
+        )
+        assert out.strip() == NUMPY_VERSION
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in WORKERS), reason="solver/packer not landed"
+)
+async def test_on_demand_image_on_first_pull(
+    stack: Stack,
+    settings: Settings,
+    local_artifact_store,
+    realistic_channel,
+    tmp_path: Path,  # type: ignore[no-untyped-def]  # noqa: E501
+) -> None:
+    from services.packer.worker import PackerWorker
+    from services.solver.resolve import Resolver
+    from services.solver.worker import SolverWorker
+
+    pool = stack.store.pool
+    await stack.run_workers(
+        SolverWorker(Resolver.from_settings(settings, pool), local_artifact_store, pool),
+        PackerWorker(settings, local_artifact_store, pool),
+    )
+    async with serve_registry(
+        stack, settings, local_artifact_store, dynamic_image_channels=[realistic_channel.url]
+    ) as served:
+        creds = f"me:{token({'conda-store-dynamic/*': ['viewer']})}"
+        out = await run_in_runc(
+            served.host,
+            "conda-store-dynamic/python/numpy.gt.1.0:latest",
+            ["python", "-c", "import numpy; print(numpy.__version__)"],
+            tmp_path,
+            creds,
+        )
+        assert out.strip() == NUMPY_VERSION
+        # the second pull reuses the build
+        builds = await stack.store.pool.fetchval("SELECT count(*) FROM builds")
+        again = await run(
+            *skopeo(
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                creds,
+                f"docker://{served.host}/conda-store-dynamic/python/numpy.gt.1.0:latest",
+            )
+        )
+        assert again.code == 0, again.err
+        assert await stack.store.pool.fetchval("SELECT count(*) FROM builds") == builds
+        labels = again.json()["Labels"]
+        assert labels["org.conda-store.environment"] == "python-numpy.gt.1.0"
+
+        failing = await run(
+            *skopeo(
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                creds,
+                f"docker://{served.host}/conda-store-dynamic/no-such-package:latest",
+            )
+        )
+        assert failing.code != 0
+        assert "manifest unknown" in failing.err.lower()

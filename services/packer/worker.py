@@ -30,6 +30,7 @@ from shared.eventstore import Append, EventStore
 from shared.logging import get_logger
 from shared.settings import Settings
 
+from .archive_cache import ArchiveCache, CachedArchive, content_key
 from .cancel import CancelRegistry
 from .install import (
     build_prefix,
@@ -45,6 +46,8 @@ from .logs import InstallReporter, PackerLog, describe_error
 from .pack import pack_prefix, pack_threads, prefix_size
 
 log = get_logger(__name__)
+
+CANCEL_POLL_S = 1.0
 
 
 def archive_key(build_id: int) -> str:
@@ -81,6 +84,7 @@ class PackerWorker(Worker):
         self.test_delay_s = settings.packer_test_delay_s if test_delay_s is None else test_delay_s
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._saved_logs: dict[int, str] = {}
+        self.archives = ArchiveCache(Path(settings.data_dir).absolute() / "cache" / "archives")
 
     # --- consumer entry points -----------------------------------------------------------
 
@@ -93,10 +97,12 @@ class PackerWorker(Worker):
             structlog.contextvars.bound_contextvars(build_id=build_id),
             self.cancels.track(build_id),
         ):
+            watcher: asyncio.Task[None] | None = None
             try:
                 if await self._already_canceled(ctx.store, build_id):
                     log.info("build was canceled before packing; skipping")
                     return []
+                watcher = asyncio.create_task(self._watch_for_cancel(ctx.store, build_id))
                 outcome = await self._build(solved, plog, ctx)
             except asyncio.CancelledError:
                 if not self.cancels.was_cancelled(build_id):
@@ -106,6 +112,9 @@ class PackerWorker(Worker):
                     task.uncancel()
                 await self._on_canceled(plog, build_id)
                 return []
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
         return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
 
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
@@ -123,6 +132,22 @@ class PackerWorker(Worker):
     async def _already_canceled(self, store: EventStore, build_id: int) -> bool:
         events = await store.read_stream(f"build-{build_id}")
         return any(e.type == "BuildCanceled" for e in events)
+
+    async def _watch_for_cancel(self, store: EventStore, build_id: int) -> None:
+        """Fallback for the NATS listener (absent, or reconnecting): poll the build's stream.
+
+        The listener cancels within milliseconds; this catches a cancel within a poll interval
+        even when the listener missed it, so a cancelled build never packs to the end.
+        """
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            try:
+                canceled = await self._already_canceled(store, build_id)
+            except Exception:
+                continue
+            if canceled:
+                self.cancels.cancel(build_id)
+                return
 
     async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
         build_id = solved.build_id
@@ -171,6 +196,10 @@ class PackerWorker(Worker):
         lock_path = workdir / "conda-lock.yml"
         await self.artifacts.download_file(solved.lockfile_key, lock_path)
         contents = read_lockfile(lock_path)
+        reuse_key = content_key(contents)
+        cached = await asyncio.to_thread(self.archives.get, reuse_key)
+        if cached is not None:
+            return await self._reuse(solved, plog, cached, started)
         cache = package_cache_dir(self.settings)
         await plog.write(
             "download",
@@ -206,6 +235,8 @@ class PackerWorker(Worker):
             "pack", f"archive written: {_mb(archive_size)} in {time.monotonic() - t0:.1f} s"
         )
 
+        await asyncio.to_thread(self.archives.put, reuse_key, archive, size, build_id)
+
         progress.phase = "upload"
         key = archive_key(build_id)
         t0 = time.monotonic()
@@ -222,6 +253,32 @@ class PackerWorker(Worker):
             archive_key=key,
             logs_key=saved,
             size=size,
+            packages=list(solved.packages),
+        )
+
+    async def _reuse(
+        self, solved: Solved, plog: PackerLog, cached: CachedArchive, started: float
+    ) -> EventData:
+        """An identical environment was packed before: upload its archive, skip the rest."""
+        build_id = solved.build_id
+        await plog.write(
+            "pack",
+            f"identical package set already packed by build {cached.source_build}:"
+            " reusing its archive (no install, no pack)",
+        )
+        key = archive_key(build_id)
+        await self.artifacts.put_file(key, cached.path, content_type="application/gzip")
+        await plog.write(
+            "upload",
+            f"uploaded {key}",
+            f"build {build_id} packed in {time.monotonic() - started:.1f} s (archive reused)",
+        )
+        saved = await plog.save()
+        return Packed(
+            build_id=build_id,
+            archive_key=key,
+            logs_key=saved,
+            size=cached.size,
             packages=list(solved.packages),
         )
 

@@ -93,12 +93,16 @@ class Running:
         solver = SolverWorker(self.resolver, self.artifacts, self.store.pool)
         await self.stack.run_workers(solver, concurrency=2)
 
-    async def start_packer(self, concurrency: int = 2, delay_s: float = 0.0) -> PackerWorker:
+    async def start_packer(
+        self, concurrency: int = 2, delay_s: float = 0.0, listen: bool = True
+    ) -> PackerWorker:
         """The packer consumer plus its BuildCanceled listener, as ``run_packer`` wires them."""
         self.packer = PackerWorker(
             self.settings, self.artifacts, self.store.pool, test_delay_s=delay_s
         )
         await self.stack.run_workers(self.packer, concurrency=concurrency)
+        if not listen:
+            return self.packer
         nc = await connect_nats(self.settings.nats_url, "test-packer-cancels")
         self.stack.clients.append(nc)
         stop = asyncio.Event()
@@ -315,11 +319,12 @@ async def test_logs_of_a_running_build_are_readable_before_it_finishes(
     assert "packed in" in final.splitlines()[-1]
 
 
+@pytest.mark.parametrize("listen", [True, False], ids=["nats-listener", "stream-poll"])
 async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
-    running: Running, event_store: EventStore, tiny_channel: ServedChannel
+    running: Running, event_store: EventStore, tiny_channel: ServedChannel, listen: bool
 ) -> None:
     await running.start_solver()
-    await running.start_packer(delay_s=60)
+    await running.start_packer(delay_s=60, listen=listen)
     build_id = await submit(event_store, spec_text("cancel", tiny_channel.url, "bar"))
     await wait_for_log(event_store, build_id, "test delay")
     prefix = build_prefix(running.settings, build_id)
@@ -329,6 +334,7 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
     row = await wait_build(running.stack, build_id, timeout=30)
     assert row["status"] == "CANCELED"
     await wait_for_log(event_store, build_id, "marked as CANCELED", timeout=10)
+    assert "packed in" not in await BuildLog(event_store.pool, build_id).text()
     assert not prefix.exists()
     assert not prefix.with_name(f"{build_id}.work").exists()
     await asyncio.sleep(0.5)
@@ -339,6 +345,27 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
         await event_store.pool.fetchval("SELECT count(*) FROM tracking WHERE consumer = 'packer'")
         == 1
     )
+
+
+async def test_rebuild_of_an_identical_environment_reuses_the_archive(
+    running: Running, event_store: EventStore, tiny_channel: ServedChannel
+) -> None:
+    await running.start_solver()
+    await running.start_packer()
+    first = await submit(event_store, spec_text("same", tiny_channel.url, "bar", "baz"))
+    row1 = await wait_build(running.stack, first)
+    second = await submit(event_store, spec_text("same", tiny_channel.url, "baz", "bar"))
+    row2 = await wait_build(running.stack, second)
+    assert row1["status"] == row2["status"] == "COMPLETED"
+    assert row2["size"] == row1["size"] > 0
+    log = await BuildLog(event_store.pool, second).text()
+    assert f"already packed by build {first}" in log and "[link]" not in log
+    a1 = await running.artifacts.get_bytes(f"builds/{first}/archive.tar.gz")
+    a2 = await running.artifacts.get_bytes(f"builds/{second}/archive.tar.gz")
+    assert a1 == a2
+    third = await submit(event_store, spec_text("other", tiny_channel.url, "bar"))
+    assert (await wait_build(running.stack, third))["status"] == "COMPLETED"
+    assert "reusing" not in await BuildLog(event_store.pool, third).text()
 
 
 async def test_solved_for_an_already_canceled_build_is_skipped(

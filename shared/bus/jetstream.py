@@ -22,6 +22,8 @@ async def connect_nats(url: str, name: str) -> Client:
         reconnect_time_wait=0.5,
         connect_timeout=2,
         allow_reconnect=True,
+        # Shutdown drains pending acks; it must not hold a stopping service for 30 s.
+        drain_timeout=3,
     )
 
 

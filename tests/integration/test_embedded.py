@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -75,9 +78,17 @@ def database_url(data_dir: Path) -> str:
     return f"postgresql://postgres@127.0.0.1:{port.strip()}/conda_store"
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's tmp tree: pytest resets its root to 0700, which would lock out the
+    ``postgres`` user that owns the embedded cluster when we run as root."""
+    path = Path(tempfile.mkdtemp(prefix="cs-up-"))
+    yield path / "state"
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_up_serves_health_stops_on_sigint_and_restarts_with_the_same_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "state"
+def test_up_serves_health_stops_on_sigint_and_restarts_with_the_same_data(data_dir: Path) -> None:
     ports = {name: free_port() for name in PORT_FIELDS}
     proc = start_stack(data_dir, ports)
     try:

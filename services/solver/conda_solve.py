@@ -84,6 +84,7 @@ class CondaSolver:
         self.repodata_ttl_s = repodata_ttl_s
         self.solve_count = 0
         self._loaded_at: dict[str, float] = {}
+        self._generation: dict[str, int] = {}
 
     def channels(self, names: Sequence[str]) -> list[rattler.Channel]:
         try:
@@ -91,13 +92,20 @@ class CondaSolver:
         except Exception as exc:
             raise SolveFailed(f"Invalid channel: {exc}") from exc
 
-    def _expire(self, channels: Sequence[rattler.Channel], names: Sequence[str]) -> None:
+    def refresh(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Drop in-memory repodata older than the TTL; return each channel's generation.
+
+        Between two refreshes the gateway serves the same in-memory records, so anything
+        derived from them (a fingerprint) stays valid while the generations are unchanged.
+        """
         now = time.monotonic()
-        for channel, name in zip(channels, names, strict=True):
+        for name in names:
             loaded = self._loaded_at.get(name)
             if loaded is not None and now - loaded > self.repodata_ttl_s:
-                self.gateway.clear_repodata_cache(channel)
+                self.gateway.clear_repodata_cache(rattler.Channel(name))
                 del self._loaded_at[name]
+                self._generation[name] = self._generation.get(name, 0) + 1
+        return tuple(self._generation.get(name, 0) for name in names)
 
     async def fetch(
         self, names: Sequence[str], platform: str, specs: Sequence[rattler.MatchSpec]
@@ -107,7 +115,7 @@ class CondaSolver:
         Raises SolveFailed for channels that do not exist and GatewayError for network errors.
         """
         channels = self.channels(names)
-        self._expire(channels, names)
+        self.refresh(names)
         try:
             result = await self.gateway.query(channels, subdirs(platform), specs, recursive=True)
         except GatewayError as exc:

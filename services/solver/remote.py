@@ -2,9 +2,9 @@
 ``conda-store solve``: no build, no events, the same resolver and cache as builds.
 
 Request: JSON ``{"channels": [...], "conda": [...], "pip": [...], "platforms": [...]}``
-(``"use_cache": false`` forces a fresh solve). Reply: ``{"status": "ok", "packages": [...],
-"platforms": {platform: [...]}, "cache_hit": bool}`` where packages are ``PackageRef`` dicts
-for the primary platform, or ``{"status": "error", "message": ...}``. Replicas share the
+(``"use_cache": false`` forces a fresh solve). Reply: ``{"status": "ok", "cache_hit": bool,
+"platform": primary, "packages": [PackageRef dicts for it], "other_platforms": {platform:
+[...]}}`` or ``{"status": "error", "message": ...}``. Replicas share the
 subject through a queue group, so each request is answered once.
 """
 
@@ -26,6 +26,7 @@ from .types import SolveFailed, SolveRequest
 
 log = get_logger(__name__)
 QUEUE = "solver"
+_LOCK_ONLY = ("platform", "depends")
 
 
 def solve_subject(settings: Settings) -> str:
@@ -46,16 +47,18 @@ async def answer(resolver: Resolver, raw: bytes) -> dict[str, Any]:
         log.exception("remote solve failed")
         return {"status": "error", "message": f"solver unavailable: {type(exc).__name__}: {exc}"}
     result = resolution.result
+    primary = result.primary_platform()
+    by_platform: dict[str, list[dict[str, Any]]] = {p: [] for p in result.platforms}
+    for package in result.model_dump(mode="json")["packages"]:  # one serializer call
+        by_platform[package["platform"]].append(package)
     return {
         "status": "ok",
         "cache_hit": resolution.cache_hit,
+        "platform": primary,
         "packages": [
-            p.ref().model_dump(mode="json") for p in result.for_platform(result.primary_platform())
+            {k: v for k, v in p.items() if k not in _LOCK_ONLY} for p in by_platform[primary]
         ],
-        "platforms": {
-            platform: [p.model_dump(mode="json") for p in result.for_platform(platform)]
-            for platform in result.platforms
-        },
+        "other_platforms": {p: pkgs for p, pkgs in by_platform.items() if p != primary},
     }
 
 

@@ -7,6 +7,7 @@ so they share the gateway, the cache and the channel index.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from .channels import ChannelIndexer
 from .conda_solve import CondaSolver, fingerprint_records, match_specs
 from .pip_pins import PipConfig, pin_pip, split_pip_entries
 from .types import LockedPackage, SolveRequest, SolveResult
+
+FINGERPRINT_MEMO_SIZE = 1024
 
 
 def locked_from_record(record: rattler.RepoDataRecord, platform: str) -> LockedPackage:
@@ -62,6 +65,7 @@ class Resolver:
         self.uv_cache_dir = uv_cache_dir
         self.timeout_s = timeout_s
         self.indexer = indexer
+        self._fingerprints: dict[tuple[str, tuple[int, ...]], str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, pool, index_channels: bool = True) -> Resolver:  # type: ignore[no-untyped-def]
@@ -81,13 +85,26 @@ class Resolver:
         )
 
     async def fingerprint(self, request: SolveRequest) -> str:
-        """Hash of every repodata record each target platform's solve could use."""
+        """Hash of every repodata record each target platform's solve could use.
+
+        Hashing tens of thousands of records takes longer than a cache hit may, so the result
+        is remembered until the gateway next refreshes one of the request's channels.
+        """
+        generations = self.solver.refresh(request.channels)
+        memo_key = (json.dumps(request.normalized(), sort_keys=True), generations)
+        known = self._fingerprints.get(memo_key)
+        if known is not None:
+            return known
         specs = match_specs(request.conda)
         digest = hashlib.sha256()
         for platform in request.targets():
             records = await self.solver.fetch(request.channels, platform, specs)
             digest.update(f"{platform}:{fingerprint_records(records)};".encode())
-        return digest.hexdigest()
+        fingerprint = digest.hexdigest()
+        if len(self._fingerprints) >= FINGERPRINT_MEMO_SIZE:
+            self._fingerprints.pop(next(iter(self._fingerprints)))
+        self._fingerprints[memo_key] = fingerprint
+        return fingerprint
 
     async def resolve(self, request: SolveRequest) -> Resolution:
         """Solve ``request`` (or reuse the cached answer); SolveFailed for user errors."""

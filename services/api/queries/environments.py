@@ -77,9 +77,9 @@ def environment_shape(row: asyncpg.Record, *, v2: bool = False) -> dict[str, Any
 
 
 def _live_where(patterns: tuple[list[str], list[str]], filters: EnvFilters) -> Where:
+    """Live environments; a deleted namespace's environments are deleted with it (the fold)."""
     where = Where()
     where.add("e.deleted_on IS NULL")
-    where.add("n.deleted_on IS NULL")
     where.visible("e.namespace", "e.name", patterns)
     filters.apply(where)
     return where
@@ -99,16 +99,15 @@ async def list_page(
     paging: Paging,
 ) -> tuple[list[dict[str, Any]], int]:
     where = _live_where(patterns, filters)
-    order = ", ".join(paging.sort_keys(SORT, ["namespace", "name"]))
+    order = ", ".join(paging.sort_keys(SORT, ["namespace", "name"])) + ", e.id"
+    # page the environments alone (index order, LIMIT fence), then join their namespaces
     rows = await pool.fetch(
-        f"{SELECT}, count(*) OVER () AS total{FROM}{where.sql()} ORDER BY {order}, e.id "
-        f"LIMIT {paging.size} OFFSET {paging.offset}",
+        f"{SELECT} FROM (SELECT * FROM environments e{where.sql()} ORDER BY {order} "
+        f"LIMIT {paging.size} OFFSET {paging.offset}) e "
+        f"JOIN namespaces n ON n.id = e.namespace_id ORDER BY {order}",
         *where.args,
     )
-    if rows:
-        count = rows[0]["total"]
-    else:
-        count = await pool.fetchval(f"SELECT count(*){FROM}{where.sql()}", *where.args)
+    count = await pool.fetchval(f"SELECT count(*) FROM environments e{where.sql()}", *where.args)
     return [environment_shape(r) for r in rows], count
 
 
@@ -140,7 +139,7 @@ async def cursor_page(
 ) -> tuple[list[dict[str, Any]], int, str]:
     """v2 keyset paging: order by the sort columns then id, resume after the cursor's row."""
     where = _live_where(patterns, filters)
-    count = await pool.fetchval(f"SELECT count(*){FROM}{where.sql()}", *where.args)
+    count = await pool.fetchval(f"SELECT count(*) FROM environments e{where.sql()}", *where.args)
     cols = [SORT[k] for k in sort_by] + ["e.id"]
     if cursor and cursor.get("last_id") is not None:
         last = cursor.get("last_value") or {}
@@ -153,7 +152,9 @@ async def cursor_page(
     direction = "DESC" if descending else "ASC"
     order = ", ".join(f"{c} {direction}" for c in cols)
     rows = await pool.fetch(
-        f"{SELECT}{FROM}{where.sql()} ORDER BY {order} LIMIT {int(limit)}", *where.args
+        f"{SELECT} FROM (SELECT * FROM environments e{where.sql()} ORDER BY {order} "
+        f"LIMIT {int(limit)}) e JOIN namespaces n ON n.id = e.namespace_id ORDER BY {order}",
+        *where.args,
     )
     if not rows:
         return [], count, encode_cursor(END_CURSOR)

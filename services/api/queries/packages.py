@@ -62,10 +62,12 @@ async def packages_page(
         count_sql = f"SELECT count(*) FROM ({inner}) d"
     else:
         rows = await pool.fetch(
-            f"SELECT {cols}, count(*) OVER () AS total{base} ORDER BY {', '.join(order_keys)}, "
+            f"SELECT {cols}{base} ORDER BY {', '.join(order_keys)}, "
             f"p.id LIMIT {paging.size} OFFSET {paging.offset}",
             *where.args,
         )
-        count_sql = f"SELECT count(*){base}"
+        count_sql = f"SELECT count(*) FROM conda_packages p{where.sql()}"
+        count = await pool.fetchval(count_sql, *where.args)
+        return [package_shape(r) for r in rows], count
     count = rows[0]["total"] if rows else await pool.fetchval(count_sql, *where.args)
     return [package_shape(r) for r in rows], count

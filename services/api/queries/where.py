@@ -26,17 +26,19 @@ class Where:
     def visible(self, ns_col: str, name_col: str | None, patterns: tuple[list[str], list[str]]):
         """Rows matched by any role-binding pattern (roles ignored, as conda-store's lists)."""
         ns, names = patterns
-        if name_col is None:
-            self.add(
-                f"EXISTS (SELECT 1 FROM unnest({{}}::text[]) p(a) WHERE {ns_col} LIKE p.a)", ns
-            )
-        else:
-            self.add(
-                "EXISTS (SELECT 1 FROM unnest({}::text[], {}::text[]) p(a, b) "
-                f"WHERE {ns_col} LIKE p.a AND {name_col} LIKE p.b)",
-                ns,
-                names,
-            )
+        if any(a == "%" and b == "%" for a, b in zip(ns, names, strict=True)):
+            return  # a */* binding sees everything: no filter, and the planner keeps its estimates
+        if not ns:
+            self.conditions.append("false")
+            return
+        alternatives = []
+        for a, b in zip(ns, names, strict=True):
+            clause = f"{ns_col} LIKE {self.param(a)}"
+            if name_col is not None and b != "%":
+                clause += f" AND {name_col} LIKE {self.param(b)}"
+            alternatives.append(f"({clause})")
+        # inline ORs, not a join against unnest(): planner estimates stay sane, no per-row scan
+        self.conditions.append("(" + " OR ".join(alternatives) + ")")
 
     def sql(self) -> str:
         return " WHERE " + " AND ".join(self.conditions) if self.conditions else ""

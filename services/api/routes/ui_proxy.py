@@ -1,0 +1,72 @@
+"""The gateway's fallback: any path no API route answers is a ui page, fetched from the ui service.
+
+Include this router **last** (``app.include_router(ui_proxy.router)`` after every other one),
+so it only sees what the API does not serve. Paths under ``/api/`` are never forwarded: an
+unknown API path stays conda-store's 404. The ui service's address is ``settings.ui_url``, else
+``http://127.0.0.1:<ui_port>``. Requests and responses are streamed (the ui serves static files
+and HTML; nothing here buffers them).
+"""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from ..deps import api_state
+from ..envelopes import error_response
+from ..state import ApiState
+
+router = APIRouter()
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
+
+
+def ui_base_url(state: ApiState) -> str:
+    settings = state.settings
+    if settings.ui_url:
+        return settings.ui_url.rstrip("/")
+    host = settings.bind_host if settings.bind_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{settings.ui_port}"
+
+
+def _client(request: Request, base_url: str) -> httpx.AsyncClient:
+    """One pooled client per app, made on first use (keep-alive to the ui matters for speed)."""
+    client = getattr(request.app.state, "ui_http", None)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(60.0, connect=5.0))
+        request.app.state.ui_http = client
+    return client
+
+
+@router.api_route(
+    "/{path:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False, name="ui_proxy"
+)
+async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_state)) -> Response:
+    if path == "api" or path.startswith("api/"):
+        return error_response(404, "Not Found")
+    client = _client(request, ui_base_url(state))
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
+    upstream = client.build_request(
+        request.method,
+        "/" + path,
+        params=request.url.query,
+        headers=headers,
+        content=request.stream() if request.method == "POST" else None,
+    )
+    try:
+        response = await client.send(upstream, stream=True, follow_redirects=False)
+    except httpx.HTTPError:
+        return error_response(502, "the ui service is not reachable")
+    result = StreamingResponse(
+        response.aiter_raw(),
+        status_code=response.status_code,
+        background=BackgroundTask(response.aclose),
+    )
+    result.raw_headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in response.headers.multi_items()
+        if k.lower() not in _HOP
+    ]
+    return result

@@ -203,7 +203,8 @@ async def main() -> None:
         tool = "wrk" if shutil.which("wrk") else "httpx"
         print(f"load: {tool}, {args.connections} connections, {args.duration}s per target")
         for label, path in targets.items():
-            r = httpx.get(base + path, headers={"Authorization": f"Bearer {token}"})
+            async with httpx.AsyncClient() as check:
+                r = await check.get(base + path, headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 200, r.text
             if tool == "wrk":
                 rps, p99 = run_wrk(base + path, token, args.duration, args.connections)

@@ -211,9 +211,8 @@ async def main() -> None:
             else:
                 rps, p99 = await run_httpx(base + path, token, args.duration, args.connections)
             verdict = "ok" if p99 < 50 else "ABOVE TARGET"
-            print(
-                f"{label:55s} {rps:8.0f} req/s  p99 {p99:6.1f} ms  ({verdict}, count {r.json()['count']})"
-            )
+            count = r.json()["count"]
+            print(f"{label:50s} {rps:7.0f} req/s  p99 {p99:6.1f} ms  ({verdict}, count {count})")
     finally:
         if api is not None:
             api.terminate()

@@ -159,15 +159,19 @@ async def ui(stack: Any, settings: Settings, event_store: EventStore, tiny_chann
         }
     )
     await stack.run_workers(*_workers(settings, event_store))
-    served = [
-        await _serve(create_ui(settings), ui_port),
-        await _serve(create_api(settings), api_port),
-    ]
-    # Through the gateway if it forwards pages to the ui; else the ui's own port (which
-    # forwards API calls), so the browser always has one origin.
+    gateway = create_api(settings, store=event_store)
+    if importlib.util.find_spec("services.api.routes.ui_proxy") is not None:
+        # The gateway's page fallback, mounted last as the deployed app does (a second copy
+        # behind one create_app already mounted is never reached).
+        from services.api.routes import ui_proxy
+
+        gateway.include_router(ui_proxy.router)
+    served = [await _serve(create_ui(settings), ui_port), await _serve(gateway, api_port)]
+    # Through the gateway when it serves the ui's pages (its login page included); else the
+    # ui's own port, which forwards API calls, so the browser always has one origin.
     async with httpx.AsyncClient() as client:
-        home = await client.get(f"{api_url}/")
-    base = api_url if "conda-store" in home.text and "<html" in home.text else ui_url
+        login_page = await client.get(f"{api_url}/login/")
+    base = api_url if 'id="login-form"' in login_page.text else ui_url
     try:
         yield UiStack(base, api_url, ui_url, tiny_channel.url, settings, event_store, stack)
     finally:
@@ -208,9 +212,11 @@ async def shot(page: Any, request: pytest.FixtureRequest) -> None:
 
 async def login(page: Any, base: str, username: str = "alice") -> None:
     await page.goto(f"{base}/login/")
-    await page.fill("#username", username)
-    await page.fill("#password", "password")
-    await page.click("#login-submit")
+    # Behind the gateway, GET /login/ may be the API's own minimal form rather than the
+    # ui's page: both have these inputs and post JSON to POST /login/.
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", "password")
+    await page.click("#login-submit, form#login button")
     await page.wait_for_url(f"{base}/")
     await page.wait_for_selector("#user-button")
 

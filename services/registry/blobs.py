@@ -21,6 +21,8 @@ from shared.artifacts import ArtifactInfo, ArtifactStore
 
 BLOB_PREFIX = "oci/blobs/sha256/"
 REFS_PREFIX = "oci/refs/"
+STREAM_CHUNK = 4 << 20
+"""Bytes per read when serving a blob: large enough that thread hops do not dominate."""
 GC_LOCK_KEY = 0x0C1B_10B5
 """Postgres advisory lock: builders hold it shared while they reference blobs, GC exclusively."""
 
@@ -95,7 +97,7 @@ class Blobs:
         return await self.artifacts.get_bytes(blob_key(digest))
 
     def stream(self, digest: str, start: int | None, end: int | None) -> AsyncIterator[bytes]:
-        return self.artifacts.open_stream(blob_key(digest), start, end)
+        return self.artifacts.open_stream(blob_key(digest), start, end, chunk_size=STREAM_CHUNK)
 
     async def delete(self, digest: str) -> None:
         await self.artifacts.delete(blob_key(digest))

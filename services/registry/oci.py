@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -117,15 +118,17 @@ class ManifestVariant:
     media_type: str
     body: bytes
 
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.body)
+    digest: str
 
 
+@lru_cache(maxsize=1024)
 def variants(oci_body: bytes) -> tuple[ManifestVariant, ManifestVariant]:
-    """(OCI, Docker) serializations of a stored OCI manifest."""
+    """(OCI, Docker) serializations of a stored OCI manifest (pure, so memoized)."""
     docker = canonical_json(to_docker(json.loads(oci_body)))
-    return ManifestVariant(OCI_MANIFEST, oci_body), ManifestVariant(DOCKER_MANIFEST, docker)
+    return (
+        ManifestVariant(OCI_MANIFEST, oci_body, sha256_digest(oci_body)),
+        ManifestVariant(DOCKER_MANIFEST, docker, sha256_digest(docker)),
+    )
 
 
 def negotiate(accept: str | None, oci_body: bytes) -> ManifestVariant:

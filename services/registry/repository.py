@@ -11,14 +11,6 @@ from typing import Literal
 
 import asyncpg
 
-from shared.events import (
-    BuildCanceled,
-    BuildDeleted,
-    BuildFailed,
-    ImageFailed,
-    ImagePushed,
-    SpecSubmitted,
-)
 from shared.eventstore import EventStore
 
 ImageStatus = Literal["unknown", "pending", "pushed", "failed", "deleted"]
@@ -42,28 +34,67 @@ class BuildImage:
     reason: str = ""
 
 
+_IMAGE_EVENTS = [
+    "SpecSubmitted",
+    "ImagePushed",
+    "ImageFailed",
+    "BuildFailed",
+    "BuildCanceled",
+    "BuildDeleted",
+]
+
+
 async def build_image(store: EventStore, build_id: int) -> BuildImage:
     """Where one build's image stands, folded from the build's stream."""
-    status: ImageStatus = "unknown"
-    found = BuildImage(build_id, status)
-    for event in await store.read_stream(f"build-{build_id}"):
-        try:
-            data = event.payload()
-        except Exception:
-            continue
-        if isinstance(data, SpecSubmitted):
+    rows = await store.pool.fetch(
+        "SELECT type, data FROM events WHERE stream = $1 AND type = ANY($2) ORDER BY version",
+        f"build-{build_id}",
+        _IMAGE_EVENTS,
+    )
+    return fold_image(build_id, rows)
+
+
+async def current_image(
+    pool: asyncpg.Pool, namespace: str, name: str
+) -> tuple[bool, BuildImage | None]:
+    """(environment exists, image of its current build) in one round trip (``latest``)."""
+    rows = await pool.fetch(
+        "SELECT e.current_build_id, ev.type, ev.data FROM environments e "
+        "LEFT JOIN events ev ON ev.stream = 'build-' || e.current_build_id "
+        "AND ev.type = ANY($3) "
+        "WHERE e.namespace = $1 AND e.name = $2 AND e.deleted_on IS NULL ORDER BY ev.version",
+        namespace,
+        name,
+        _IMAGE_EVENTS,
+    )
+    if not rows:
+        return False, None
+    build_id = rows[0]["current_build_id"]
+    if build_id is None:
+        return True, None
+    return True, fold_image(int(build_id), [r for r in rows if r["type"] is not None])
+
+
+def fold_image(build_id: int, rows: list[asyncpg.Record]) -> BuildImage:
+    """Fold (type, data) rows of one build stream; raw dicts keep the hot path cheap."""
+    found = BuildImage(build_id, "unknown")
+    for row in rows:
+        kind, data = row["type"], row["data"]
+        if kind == "SpecSubmitted":
             found = BuildImage(
-                build_id, "pending", data.namespace, data.environment, data.build_key
+                build_id,
+                "pending",
+                data["namespace"],
+                data["environment"],
+                data.get("build_key", ""),
             )
-        elif isinstance(data, ImagePushed):
-            found = _with(found, "pushed", digest=data.manifest_digest)
-        elif isinstance(data, ImageFailed | BuildFailed):
-            if found.status != "pushed":
-                found = _with(found, "failed", reason=data.reason)
-        elif isinstance(data, BuildCanceled):
-            if found.status != "pushed":
-                found = _with(found, "failed", reason=f"build canceled: {data.reason}")
-        elif isinstance(data, BuildDeleted):
+        elif kind == "ImagePushed":
+            found = _with(found, "pushed", digest=data["manifest_digest"])
+        elif kind in ("ImageFailed", "BuildFailed") and found.status != "pushed":
+            found = _with(found, "failed", reason=data.get("reason", ""))
+        elif kind == "BuildCanceled" and found.status != "pushed":
+            found = _with(found, "failed", reason=f"build canceled: {data.get('reason', '')}")
+        elif kind == "BuildDeleted":
             found = _with(found, "deleted")
     return found
 

@@ -19,8 +19,10 @@ from .access import Caller
 from .blobs import Blobs, digest_of_key
 from .dynamic import DynamicImages
 from .errors import RegistryError
-from .oci import is_digest, variants
+from .oci import is_digest, sha256_digest, variants
 from .waiter import BuildWaiter
+
+MANIFEST_CACHE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +77,47 @@ class Resolver:
         self.waiter = waiter
         self.dynamic = dynamic
         self.timeout = settings.registry_wait_timeout_s
+        self._manifests: dict[str, bytes] = {}
+        self._latest: dict[str, tuple[str, float]] = {}
+        self.tag_cache_s = settings.registry_tag_cache_s
+        waiter.on_event = self.forget_tags
 
     async def manifest(self, name: str, reference: str, caller: Caller) -> ResolvedManifest:
         repo = parse_name(name)
         caller.require_read(repo.namespace, repo.environment)
         if is_digest(reference):
             return await self._by_digest(repo, reference)
+        if reference == "latest" and not repo.dynamic:
+            digest = await self._current_digest(repo)
+            if digest is not None:
+                return ResolvedManifest(await self._body(digest))
         build_id = await self._build_for_tag(repo, reference)
         digest = await self.wait_for_image(repo, build_id)
         return ResolvedManifest(await self._body(digest))
+
+    async def _current_digest(self, repo: RepoName) -> str | None:
+        """The hot path (``latest`` of a built environment): one query, then a short cache.
+
+        Entries live ``tag_cache_s`` and are dropped at once when an event that can move a
+        tag is seen on NATS; credentials are still checked on every request.
+        """
+        loop = asyncio.get_running_loop()
+        cached = self._latest.get(repo.path)
+        if cached is not None and cached[1] > loop.time():
+            return cached[0]
+        exists, image = await repository.current_image(self.pool, repo.namespace, repo.environment)  # noqa: E501
+        if not exists:
+            raise RegistryError("NAME_UNKNOWN", {"name": repo.path})
+        if image is None or image.status != "pushed":
+            return None
+        if len(self._latest) >= MANIFEST_CACHE:
+            self._latest.clear()
+        self._latest[repo.path] = (image.digest, loop.time() + self.tag_cache_s)
+        return image.digest
+
+    def forget_tags(self) -> None:
+        """Called by the waiter for every event that may move a tag."""
+        self._latest.clear()
 
     async def _build_for_tag(self, repo: RepoName, tag: str) -> int:
         if repo.dynamic and tag == "latest":
@@ -151,10 +185,19 @@ class Resolver:
         raise RegistryError("MANIFEST_UNKNOWN", {"digest": digest})
 
     async def _body(self, digest: str) -> bytes:
+        """A manifest's bytes; content-addressed, so cached (small) once read and verified."""
+        body = self._manifests.get(digest)
+        if body is not None:
+            return body
         try:
-            return await self.blobs.get_bytes(digest)
+            body = await self.blobs.get_bytes(digest)
         except KeyError as exc:
             raise RegistryError("MANIFEST_UNKNOWN", {"digest": digest}) from exc
+        if sha256_digest(body) == digest:
+            if len(self._manifests) >= MANIFEST_CACHE:
+                self._manifests.pop(next(iter(self._manifests)))
+            self._manifests[digest] = body
+        return body
 
     async def tags(self, name: str, caller: Caller) -> tuple[RepoName, list[str]]:
         repo = parse_name(name)

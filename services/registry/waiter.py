@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -24,6 +24,7 @@ from shared.settings import Settings
 log = get_logger(__name__)
 
 WAKING_EVENTS = ("ImagePushed", "ImageFailed", "BuildFailed", "BuildCanceled", "BuildDeleted")
+TAG_EVENTS = ("Packed", "CurrentBuildSet", "EnvironmentDeleted", "NamespaceDeleted")
 
 
 class BuildWaiter:
@@ -32,9 +33,10 @@ class BuildWaiter:
         self.settings = settings
         self._waiting: dict[int, set[asyncio.Event]] = defaultdict(set)
         self._subs: list[Subscription] = []
+        self.on_event: Callable[[], None] | None = None
 
     async def start(self) -> None:
-        for event_type in WAKING_EVENTS:
+        for event_type in WAKING_EVENTS + TAG_EVENTS:
             self._subs.append(
                 await self.nc.subscribe(self.settings.subject(event_type), cb=self._on_msg)
             )  # noqa: E501
@@ -46,6 +48,8 @@ class BuildWaiter:
         self._subs.clear()
 
     async def _on_msg(self, msg: Msg) -> None:
+        if self.on_event is not None:
+            self.on_event()
         try:
             build_id = int(json.loads(msg.data)["data"]["build_id"])
         except (ValueError, KeyError, TypeError):

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     registry_wait_timeout_s: float = Field(
         default=900.0, description="How long a pull waits for an image that is being built."
     )
+    registry_tag_cache_s: float = Field(
+        default=1.0,
+        description="Seconds the registry may reuse a resolved `latest` (also dropped on events).",
+    )
 
     @property
     def artifact_root(self) -> Path:

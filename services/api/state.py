@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nats.aio.client import Client
+
 from shared.artifacts import ArtifactStore
 from shared.auth import DummyAuthenticator, OAuthAuthenticator, TokenCodec
+from shared.bus.jetstream import connect_nats
 from shared.eventstore import EventStore
 from shared.settings import Settings
 
@@ -22,10 +25,21 @@ class ApiState:
     dummy: DummyAuthenticator
     oauth: OAuthAuthenticator | None
     signing_key: bytes | None = None
+    _nats: Client | None = None
 
     @property
     def pool(self):  # type: ignore[no-untyped-def]
         return self.store.pool
+
+    async def nats(self) -> Client:
+        """Opened on first use: only the remote solve talks to NATS directly."""
+        if self._nats is None or self._nats.is_closed:
+            self._nats = await connect_nats(self.settings.nats_url, "api")
+        return self._nats
+
+    async def close(self) -> None:
+        if self._nats is not None and not self._nats.is_closed:
+            await self._nats.close()
 
 
 def oauth_from_config(config: ApiConfig) -> OAuthAuthenticator | None:

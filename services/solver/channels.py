@@ -17,6 +17,7 @@ import asyncpg
 import rattler
 
 from shared.logging import get_logger
+from shared.package_index import merge_channel_packages
 
 from .conda_solve import CondaSolver, fingerprint_records
 
@@ -119,5 +120,6 @@ class ChannelIndexer:
                 fingerprint,
                 len(rows),
             )
+            await merge_channel_packages(conn, channel)
         log.info("channel indexed", channel=channel, subdir=subdir, records=len(rows))
         return len(rows)

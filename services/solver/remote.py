@@ -19,18 +19,17 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from shared.logging import get_logger
+from shared.remote_solve import request_solve, solve_subject
 from shared.settings import Settings
 
 from .resolve import Resolver
 from .types import SolveFailed, SolveRequest
 
+__all__ = ["answer", "request_solve", "serve", "solve_subject"]
+
 log = get_logger(__name__)
 QUEUE = "solver"
 _LOCK_ONLY = ("platform", "depends")
-
-
-def solve_subject(settings: Settings) -> str:
-    return f"{settings.subject_prefix}.solve"
 
 
 async def answer(resolver: Resolver, raw: bytes) -> dict[str, Any]:
@@ -91,13 +90,3 @@ async def serve(
     finally:
         await sub.unsubscribe()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def request_solve(
-    nc: Client, settings: Settings, request: SolveRequest, timeout: float = 60.0
-) -> dict[str, Any]:
-    """Client side: ask any solver replica; returns the reply document."""
-    msg = await nc.request(
-        solve_subject(settings), request.model_dump_json().encode(), timeout=timeout
-    )
-    return json.loads(msg.data)

@@ -14,6 +14,7 @@ from shared.eventstore import Append, EventStore, record_from_row
 from shared.eventstore.leader import leadership
 from shared.eventstore.tail import LogTailer
 from shared.logging import get_logger
+from shared.package_index import merge_channel_packages
 
 from .model import ReadModel
 from .store import create_tables, drop_tables, load_model, write_dirty
@@ -113,5 +114,6 @@ async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tup
                         position = row["global_position"]
                         count += 1
             await write_dirty(conn, model, model.take_dirty())
+            await merge_channel_packages(conn)
             await store.save_position(POSITION_NAME, position, conn)
     return count, time.perf_counter() - started

@@ -173,7 +173,9 @@ async def server(stack: Stack, settings: Settings, tmp_path: Path) -> AsyncItera
     from shared.embedded.ports import free_port
 
     api_settings = settings.model_copy(update={"secret": SECRET})
-    app = create_app(api_settings, store=stack.store, config=ApiConfig(predefined_tokens={}))
+    app = create_app(
+        api_settings, store=stack.store, config=ApiConfig(predefined_tokens={}, enable_ui=False)
+    )
     paths: list[str] = []
     app.add_middleware(_Recorder, paths=paths)
     port = free_port()
@@ -581,22 +583,10 @@ async def test_create_wait_run_twice_shebang_and_downloads(
     shutil.rmtree(server.cache_dir)
 
 
-def _has_remote_solve(state: Any) -> bool:
-    from services.api.app import create_app
-
-    app = create_app(state.settings)
-    return any(
-        getattr(r, "path", "") == "/api/v1/specification/" and "GET" in getattr(r, "methods", ())
-        for r in app.routes
-    )
-
-
 @pytest.mark.skipif(SOLVER_MISSING is not None, reason=SOLVER_MISSING or "")
 async def test_solve_remotely(
     server: Server, settings: Settings, tiny_channel: ServedChannel, tmp_path: Path
 ) -> None:
-    if not _has_remote_solve(server.state):
-        pytest.skip("services.api.routes.specification has no GET /api/v1/specification/ yet")
     from services.solver.remote import serve
     from services.solver.resolve import Resolver
     from shared.bus.jetstream import connect_nats

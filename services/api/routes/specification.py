@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from nats.errors import NoRespondersError
 from pydantic import BaseModel
 
 from shared.auth import Permission
-from shared.spec import SpecificationError, normalize_specification, parse_specification
+from shared.remote_solve import request_solve
+from shared.spec import (
+    SpecificationError,
+    normalize_channel,
+    normalize_specification,
+    parse_specification,
+)
 from shared.submission import resolved_settings, submit_lockfile, submit_specification
 
 from ..commands import wait_for
@@ -44,6 +51,40 @@ def _parse(body: SpecificationBody) -> Any:
         return parse_specification(body.specification)
     except SpecificationError as exc:
         raise APIError(400, exc.message) from exc
+
+
+@router.get("/api/v1/specification/")
+async def solve_specification(
+    channel: list[str] = Query(default=[]),
+    conda: list[str] = Query(default=[]),
+    pip: list[str] = Query(default=[]),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    """Remote solve (conda-store's contract: no auth check, ``{"solve": [...]}`` unwrapped).
+
+    Channels are resolved with the global settings as builds do; any solver replica answers
+    over NATS from the same cache builds use.
+    """
+    settings = await resolved_settings(state.pool)
+    channels = [
+        normalize_channel(settings.conda_channel_alias, c)
+        for c in (channel or settings.conda_default_channels)
+    ]
+    request = {
+        "channels": channels,
+        "conda": conda,
+        "pip": pip,
+        "platforms": list(settings.conda_solve_platforms),
+    }
+    try:
+        reply = await request_solve(
+            await state.nats(), state.settings, request, timeout=settings.conda_max_solve_time
+        )
+    except (TimeoutError, NoRespondersError) as exc:
+        raise APIError(503, f"no solver answered: {type(exc).__name__}") from exc
+    if reply.get("status") != "ok":
+        raise APIError(400, str(reply.get("message", "solve failed")))
+    return JSONResponse({"solve": reply["packages"]})
 
 
 @router.post("/api/v1/specification/")

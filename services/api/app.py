@@ -38,6 +38,7 @@ from .routes import (
     namespaces,
     packages,
     specification,
+    ui_proxy,
 )
 from .routes import (
     settings as setting_routes,
@@ -101,6 +102,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.api.close()
             if own_store:
                 await es.close()
 
@@ -124,6 +126,7 @@ def create_app(
         packages,
         events,
         metrics,
+        ui_proxy,  # last: every path the API does not answer is a ui page
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)

@@ -19,6 +19,9 @@ class ApiConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONDA_STORE_", extra="ignore")
 
     max_page_size: int = 100
+    enable_ui: bool = Field(
+        default=True, description="Serve the ui service's pages at / (conda-store's enable_ui)."
+    )
     dummy_password: str = "password"
     cookie_name: str = "conda-store-auth"
     jwt_algorithm: str = "HS256"

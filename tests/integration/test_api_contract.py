@@ -65,6 +65,7 @@ DEVIATIONS = {
     "build-archive": "404 until an archive exists; conda-store redirects to a missing file",
 }
 MESSAGE_VARIES = {"setting-put-bad-type"}  # pydantic's text carries its version in a URL
+EXTENSION_KEYS = {"build_key", "deleted_on"}  # our additions to a build; clients ignore them
 
 
 def shape_diff(ours: Any, theirs: Any, path: str = "$") -> list[str]:
@@ -74,7 +75,7 @@ def shape_diff(ours: Any, theirs: Any, path: str = "$") -> list[str]:
     if isinstance(theirs, dict):
         if not isinstance(ours, dict):
             return [f"{path}: expected object, got {type(ours).__name__}"]
-        if set(ours) != set(theirs):
+        if set(ours) - EXTENSION_KEYS != set(theirs):
             return [f"{path}: keys {sorted(ours)} != {sorted(theirs)}"]
         return [d for k in theirs for d in shape_diff(ours[k], theirs[k], f"{path}.{k}")]
     if isinstance(theirs, list):

@@ -69,7 +69,7 @@ async def test_live_log_streams_until_terminal(api: ApiHarness, tmp_path: Any) -
     await api.append("build-2", BuildStarted(build_id=2))
     await BuildLog(api.store.pool, 2).write("solve", "first line")
     await api.projected()
-    app = create_app(api.state.settings, store=api.store, config=ApiConfig())
+    app = create_app(api.state.settings, store=api.store, config=ApiConfig(enable_ui=False))
     port = free_port()
     stop = asyncio.Event()
     server = asyncio.create_task(serve_app(app, "127.0.0.1", port, stop))

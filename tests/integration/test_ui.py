@@ -160,18 +160,13 @@ async def ui(stack: Any, settings: Settings, event_store: EventStore, tiny_chann
     )
     await stack.run_workers(*_workers(settings, event_store))
     gateway = create_api(settings, store=event_store)
-    if importlib.util.find_spec("services.api.routes.ui_proxy") is not None:
-        # The gateway's page fallback, mounted last as the deployed app does (a second copy
-        # behind one create_app already mounted is never reached).
-        from services.api.routes import ui_proxy
-
-        gateway.include_router(ui_proxy.router)
     served = [await _serve(create_ui(settings), ui_port), await _serve(gateway, api_port)]
-    # Through the gateway when it serves the ui's pages (its login page included); else the
-    # ui's own port, which forwards API calls, so the browser always has one origin.
+    # The browser goes through the gateway, as users do: it must serve the ui's pages,
+    # its login page included.
     async with httpx.AsyncClient() as client:
         login_page = await client.get(f"{api_url}/login/")
-    base = api_url if 'id="login-form"' in login_page.text else ui_url
+    assert 'id="login-form"' in login_page.text, login_page.text[:500]
+    base = api_url
     try:
         yield UiStack(base, api_url, ui_url, tiny_channel.url, settings, event_store, stack)
     finally:

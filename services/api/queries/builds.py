@@ -50,6 +50,9 @@ def build_shape(
         "started_on": iso(row["started_on"]),
         "ended_on": iso(row["ended_on"]),
         "build_artifacts": artifacts,
+        # extensions (conda-store has neither): the UI greys deleted builds, shows the key
+        "build_key": row["build_key"],
+        "deleted_on": iso(row["deleted_on"]),
     }
 
 

@@ -16,6 +16,7 @@ from shared.auth.tokens import as_utc, utcnow
 from ..deps import api_state
 from ..envelopes import FastJSON, error_response
 from ..state import ApiState
+from . import ui_proxy
 
 router = APIRouter()
 STATE_COOKIE = "conda-store-oauth-state"
@@ -29,7 +30,8 @@ LOGIN_PAGE = """<!doctype html><html><head><title>conda-store login</title></hea
 document.getElementById('login').onsubmit = async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
-  const r = await fetch('login/?next=' + encodeURIComponent(%(next)s), {method: 'POST',
+  const r = await fetch(window.location.pathname + '?next=' + encodeURIComponent(%(next)s), {
+    method: 'POST',
     headers: {'Content-Type': 'application/json'},
     body: JSON.stringify({username: f.get('username'), password: f.get('password')})});
   const body = await r.json();
@@ -41,6 +43,13 @@ document.getElementById('login').onsubmit = async (e) => {
 
 def _base_url(request: Request) -> str:
     return str(request.base_url)
+
+
+def safe_next(request: Request, next_url: str | None) -> str:
+    """Where to go after login/logout: a path on this site only, never another origin."""
+    if next_url and next_url.startswith("/") and not next_url.startswith(("//", "/\\")):
+        return next_url
+    return _base_url(request)
 
 
 def set_auth_cookie(response: Response, state: ApiState, token: AuthenticationToken) -> None:
@@ -59,6 +68,9 @@ def set_auth_cookie(response: Response, state: ApiState, token: AuthenticationTo
 async def login_page(request: Request, state: ApiState = Depends(api_state)) -> Response:
     next_url = request.query_params.get("next")
     if state.oauth is None:
+        page_from_ui = await ui_proxy.ui_proxy("login/", request, state)
+        if page_from_ui.status_code == 200:
+            return page_from_ui  # the ui's login page, when the ui service runs
         page = LOGIN_PAGE % {"next": html.escape(json.dumps(next_url or ""), quote=False)}
         return HTMLResponse(page)
     oauth_state = state.oauth.new_state()
@@ -80,7 +92,7 @@ async def login(request: Request, state: ApiState = Depends(api_state)) -> Respo
     token = state.dummy.authenticate(body) if isinstance(body, dict) else None
     if token is None:
         return error_response(403, INVALID)
-    redirect = request.query_params.get("next") or _base_url(request)
+    redirect = safe_next(request, request.query_params.get("next"))
     response = FastJSON({"status": "ok", "data": {"redirect_url": redirect}})
     set_auth_cookie(response, state, token)
     return response
@@ -88,7 +100,7 @@ async def login(request: Request, state: ApiState = Depends(api_state)) -> Respo
 
 @router.post("/logout/")
 async def logout(request: Request, state: ApiState = Depends(api_state)) -> Response:
-    target = request.query_params.get("next") or _base_url(request)
+    target = safe_next(request, request.query_params.get("next"))
     response = RedirectResponse(target, status_code=303)
     response.delete_cookie(state.config.cookie_name, path="/")
     return response
@@ -138,7 +150,7 @@ async def oauth_callback(request: Request, state: ApiState = Depends(api_state))
         return error_response(exc.status_code, exc.message)
     if token is None:
         return error_response(403, INVALID)
-    response = RedirectResponse(request.cookies.get(NEXT_COOKIE) or _base_url(request), 303)
+    response = RedirectResponse(safe_next(request, request.cookies.get(NEXT_COOKIE)), 303)
     response.delete_cookie(STATE_COOKIE)
     response.delete_cookie(NEXT_COOKIE)
     set_auth_cookie(response, state, token)

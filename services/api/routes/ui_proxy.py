@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import httpx
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.routing import Match
 
 from ..deps import api_state
 from ..envelopes import error_response
@@ -40,11 +41,34 @@ def _client(request: Request, base_url: str) -> httpx.AsyncClient:
     return client
 
 
+def slash_redirect(request: Request) -> Response | None:
+    """FastAPI's redirect_slashes, which a catch-all route would otherwise shadow: if the path
+    with its trailing slash toggled is an API route, 307 there (query string kept)."""
+    path = request.url.path
+    other = path[:-1] if path.endswith("/") else path + "/"
+    if other in ("", "/"):
+        return None
+    scope = {**request.scope, "path": other}
+    for route in request.app.router.routes:
+        if (
+            getattr(route, "name", None) == "ui_proxy"
+            or getattr(route, "original_router", None) is router
+        ):
+            continue  # the catch-all itself (FastAPI wraps included routers)
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return RedirectResponse(str(request.url.replace(path=other)), 307)
+    return None
+
+
 @router.api_route(
     "/{path:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False, name="ui_proxy"
 )
 async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_state)) -> Response:
-    if path == "api" or path.startswith("api/"):
+    redirect = slash_redirect(request)
+    if redirect is not None:
+        return redirect
+    if path == "api" or path.startswith("api/") or not state.config.enable_ui:
         return error_response(404, "Not Found")
     client = _client(request, ui_base_url(state))
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from shared.auth_store import jwt_secret
 from shared.embedded.nats import NatsServer
 from shared.embedded.ports import free_port, port_is_open
 from shared.embedded.postgres import PostgresCluster
@@ -49,15 +49,6 @@ def choose_ports(settings: Settings) -> dict[str, int]:
             port = new
         chosen[name] = port
     return chosen
-
-
-def ensure_secret(data_dir: Path) -> str:
-    """A signing secret kept in the data dir, so tokens survive restarts."""
-    path = data_dir / "secret"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 async def _prepare_database(dsn: str) -> None:
@@ -142,7 +133,7 @@ def run_embedded(settings: Settings) -> int:
         "CONDA_STORE_DATA_DIR": str(data_dir),
         "CONDA_STORE_DATABASE_URL": database_url,
         "CONDA_STORE_NATS_URL": nats_url,
-        "CONDA_STORE_SECRET": settings.secret or ensure_secret(data_dir),
+        "CONDA_STORE_SECRET": jwt_secret(settings.model_copy(update={"data_dir": data_dir})),
         **{f"CONDA_STORE_{name.upper()}": str(port) for name, port in ports.items()},
     }
     host = settings.bind_host

@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONDA_STORE_", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".data"), description="Embedded stack state (db, nats, artifacts).")
+    data_dir: Path = Field(
+        default=Path(".data"), description="Embedded stack state (db, nats, artifacts)."
+    )
 
     database_url: str | None = Field(
         default=None,
@@ -32,7 +34,9 @@ class Settings(BaseSettings):
     subject_prefix: str = "condastore"
 
     artifact_backend: Literal["local", "s3"] = "local"
-    artifact_dir: Path | None = Field(default=None, description="Local backend root; default data_dir/artifacts.")
+    artifact_dir: Path | None = Field(
+        default=None, description="Local backend root; default data_dir/artifacts."
+    )
     s3_endpoint: str = "127.0.0.1:9000"
     s3_external_endpoint: str | None = None
     s3_access_key: str = ""
@@ -49,7 +53,9 @@ class Settings(BaseSettings):
     packer_health_port: int = 8083
     relay_health_port: int = 8084
     projector_health_port: int = 8085
-    external_url: str | None = Field(default=None, description="Public base URL of the API gateway.")
+    external_url: str | None = Field(
+        default=None, description="Public base URL of the API gateway."
+    )
     registry_external_url: str | None = None
     ui_url: str | None = Field(default=None, description="Where the API finds the ui service.")
     api_url: str | None = Field(
@@ -60,7 +66,9 @@ class Settings(BaseSettings):
         default=None, description="When set, the login page offers an OAuth button linking here."
     )
 
-    secret: str = Field(default="", description="JWT signing secret; empty means one kept in data_dir.")
+    secret: str = Field(
+        default="", description="JWT signing secret; empty means one kept in data_dir."
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

@@ -20,6 +20,7 @@ from shared.artifacts import (
     local_signing_key,
 )
 from shared.auth import DummyAuthenticator, TokenCodec
+from shared.auth_store import jwt_secret
 from shared.eventstore import EventStore
 from shared.projections.store import create_tables
 from shared.settings import Settings
@@ -46,13 +47,6 @@ from .routes import (
 from .state import ApiState, oauth_from_config
 
 VERSION = meta.VERSION
-
-
-def _secret(settings: Settings) -> str:
-    """The JWT secret: configured, or one kept in data_dir so tokens survive restarts."""
-    if settings.secret:
-        return settings.secret
-    return local_signing_key(settings).hex()
 
 
 async def _ensure_read_model(store: EventStore) -> None:
@@ -93,7 +87,7 @@ def create_app(
             store=es,
             artifacts=arts,
             codec=TokenCodec(
-                _secret(settings), config.jwt_algorithm, dict(config.predefined_tokens)
+                jwt_secret(settings), config.jwt_algorithm, dict(config.predefined_tokens)
             ),
             dummy=DummyAuthenticator(config.dummy_password),
             oauth=oauth_from_config(config),

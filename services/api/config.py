@@ -7,13 +7,15 @@ pydantic-settings.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from shared.auth import AuthConfig
 
 
-class ApiConfig(BaseSettings):
+class ApiConfig(AuthConfig):
     """conda-store's traitlets for the server, authentication and RBAC, as environment variables."""
 
     model_config = SettingsConfigDict(env_prefix="CONDA_STORE_", extra="ignore")
@@ -23,16 +25,6 @@ class ApiConfig(BaseSettings):
         default=True, description="Serve the ui service's pages at / (conda-store's enable_ui)."
     )
     dummy_password: str = "password"
-    cookie_name: str = "conda-store-auth"
-    jwt_algorithm: str = "HS256"
-    predefined_tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    role_mappings_version: Literal[1, 2] = 1
-    unauthenticated_role_bindings: dict[str, list[str]] = Field(
-        default_factory=lambda: {"default/*": ["viewer"]}
-    )
-    authenticated_role_bindings: dict[str, list[str]] = Field(
-        default_factory=lambda: {"default/*": ["viewer"], "filesystem/*": ["viewer"]}
-    )
     oauth_provider: Literal["", "generic", "github", "jupyterhub"] = ""
     oauth_client_id: str = ""
     oauth_client_secret: str = ""

@@ -13,11 +13,11 @@ from fastapi import Request
 from shared.auth import (
     AuthenticationToken,
     Permission,
-    effective_bindings,
     extract_credential,
     is_authorized,
     list_filter_patterns,
 )
+from shared.auth_store import caller_bindings
 
 from .envelopes import forbidden
 from .state import ApiState
@@ -54,35 +54,8 @@ def api_state(request: Request) -> ApiState:
     return request.app.state.api
 
 
-async def db_bindings(state: ApiState, primary_namespace: str) -> dict[str, list[str]]:
-    """Role mappings stored for the caller's primary namespace (v1) or granted to it (v2)."""
-    if state.config.role_mappings_version == 1:
-        value = await state.pool.fetchval(
-            "SELECT role_mappings FROM namespaces WHERE name = $1 AND deleted_on IS NULL",
-            primary_namespace,
-        )
-        return dict(value or {})
-    rows = await state.pool.fetch(
-        "SELECT n.name, m->>'role' AS role FROM namespaces n, "
-        "jsonb_array_elements(n.role_mappings_v2) m "
-        "WHERE n.deleted_on IS NULL AND m->>'other_namespace' = $1",
-        primary_namespace,
-    )
-    return {f"{r['name']}/*": [r["role"]] for r in rows}
-
-
 async def bindings_for(state: ApiState, token: AuthenticationToken | None) -> dict[str, list[str]]:
-    config = state.config
-    if token is None:
-        return effective_bindings(
-            None, False, unauthenticated_defaults=config.unauthenticated_role_bindings
-        )
-    return effective_bindings(
-        token,
-        True,
-        authenticated_defaults=config.authenticated_role_bindings,
-        db_bindings=await db_bindings(state, token.primary_namespace),
-    )
+    return await caller_bindings(state.pool, state.config, token)
 
 
 async def get_caller(request: Request) -> Caller:

@@ -35,6 +35,7 @@ from shared.auth.bindings import (
     list_filter_patterns,
     permission_response_data,
 )
+from shared.auth.config import AuthConfig
 from shared.auth.credentials import (
     AUTH_COOKIE_NAME,
     credential_from_authorization,
@@ -85,6 +86,7 @@ __all__ = [
     "SUBSET_ERROR",
     "UNAUTHENTICATED_ROLE_BINDINGS",
     "VIEWER_PERMISSIONS",
+    "AuthConfig",
     "AuthenticationToken",
     "DummyAuthenticator",
     "InvalidArnError",

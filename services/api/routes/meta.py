@@ -17,10 +17,11 @@ from shared.auth import (
     mint_token,
     permission_response_data,
 )
+from shared.auth_store import db_role_bindings
 from shared.events import TokenIssued
 
 from ..commands import emit
-from ..deps import Caller, api_state, db_bindings, get_caller
+from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, ok
 from ..queries import namespaces
 from ..state import ApiState
@@ -68,7 +69,11 @@ async def create_token(
         caller.token.primary_namespace if caller.token else None,
         request.primary_namespace,
     } - {None}:
-        lookups[ns] = await db_bindings(state, ns)  # type: ignore[arg-type]
+        lookups[ns] = await db_role_bindings(
+            state.pool,
+            ns,
+            state.config.role_mappings_version,  # type: ignore[arg-type]
+        )
     try:
         token = mint_token(
             caller.token,

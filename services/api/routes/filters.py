@@ -6,6 +6,8 @@ import enum
 
 from fastapi import Query, Request
 
+from shared.runtime_settings import BuildArtifactType as ArtifactType
+
 from ..queries.environments import EnvFilters
 
 
@@ -15,18 +17,6 @@ class BuildStatus(enum.StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
-
-
-class ArtifactType(enum.StrEnum):
-    DIRECTORY = "DIRECTORY"
-    LOCKFILE = "LOCKFILE"
-    LOGS = "LOGS"
-    YAML = "YAML"
-    CONDA_PACK = "CONDA_PACK"
-    DOCKER_MANIFEST = "DOCKER_MANIFEST"
-    CONSTRUCTOR_INSTALLER = "CONSTRUCTOR_INSTALLER"
-    CONTAINER_REGISTRY = "CONTAINER_REGISTRY"
-    DOCKER_BLOB = "DOCKER_BLOB"
 
 
 class Order(enum.StrEnum):

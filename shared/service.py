@@ -12,6 +12,7 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from shared.artifacts import ArtifactStore, open_artifact_store
 from shared.bus.jetstream import connect_nats
 from shared.eventstore import EventStore
 from shared.logging import configure_logging, get_logger
@@ -27,6 +28,7 @@ class ServiceContext:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     _store: EventStore | None = None
     _nats: Client | None = None
+    _artifacts: ArtifactStore | None = None
 
     async def store(self) -> EventStore:
         if self._store is None:
@@ -34,6 +36,11 @@ class ServiceContext:
                 raise RuntimeError("CONDA_STORE_DATABASE_URL is not set")
             self._store = await EventStore.connect(self.settings.database_url)
         return self._store
+
+    async def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            self._artifacts = await open_artifact_store(self.settings)
+        return self._artifacts
 
     async def nats(self) -> Client:
         if self._nats is None:

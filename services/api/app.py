@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.artifacts import (
     ArtifactStore,
     LocalArtifactStore,
-    artifact_store_from_settings,
     local_signing_key,
+    open_artifact_store,
 )
 from shared.auth import DummyAuthenticator, TokenCodec
 from shared.auth_store import jwt_secret
@@ -78,7 +78,7 @@ def create_app(
             es = store
         await _ensure_read_model(es)
         signing = None if settings.artifact_backend == "s3" else local_signing_key(settings)
-        arts = artifact_store or artifact_store_from_settings(settings, secret=signing)
+        arts = artifact_store or await open_artifact_store(settings, secret=signing)
         if isinstance(arts, LocalArtifactStore):
             signing = arts._secret
         app.state.api = ApiState(

@@ -10,7 +10,6 @@ import asyncio
 
 from nats.aio.client import Client
 
-from shared.artifacts import S3ArtifactStore, artifact_store_from_settings
 from shared.bus.consumer import ConsumerRunner
 from shared.eventstore import EventStore
 from shared.service import ServiceContext
@@ -46,9 +45,7 @@ async def main(ctx: ServiceContext) -> None:
     settings = ctx.settings
     store = await ctx.store()
     nc = await ctx.nats()
-    artifacts = artifact_store_from_settings(settings)
-    if isinstance(artifacts, S3ArtifactStore):
-        await artifacts.ensure_bucket()
+    artifacts = await ctx.artifacts()
     worker = PackerWorker(settings, artifacts, store.pool)
     try:
         await run_packer(worker, store, nc, settings, ctx.stop)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from shared.artifacts import ArtifactStore, artifact_store_from_settings
+from shared.artifacts import ArtifactStore
 from shared.bus.consumer import ConsumerRunner
 from shared.eventstore import EventStore
 from shared.http import serve_app
@@ -63,10 +63,7 @@ async def main(ctx: ServiceContext) -> None:
     settings = ctx.settings
     store = await ctx.store()
     nc = await ctx.nats()
-    artifacts = artifact_store_from_settings(settings)
-    ensure_bucket = getattr(artifacts, "ensure_bucket", None)
-    if ensure_bucket is not None:
-        await ensure_bucket()
+    artifacts = await ctx.artifacts()
     registry = await open_registry(settings, store, nc, artifacts)
     workers = [
         ConsumerRunner(registry.builder, store, nc, settings, concurrency=1).run(ctx.stop),

@@ -7,7 +7,6 @@ import contextlib
 
 from nats.aio.client import Client
 
-from shared.artifacts import S3ArtifactStore, artifact_store_from_settings
 from shared.bus.consumer import ConsumerRunner
 from shared.service import ServiceContext
 
@@ -21,9 +20,7 @@ async def main(ctx: ServiceContext) -> None:
     settings = ctx.settings
     store = await ctx.store()
     nc = await ctx.nats()
-    artifacts = artifact_store_from_settings(settings)
-    if isinstance(artifacts, S3ArtifactStore):
-        await artifacts.ensure_bucket()
+    artifacts = await ctx.artifacts()
     resolver = Resolver.from_settings(settings, store.pool)
     worker = SolverWorker(resolver, artifacts, store.pool, settings.solver_test_delay_s)
     runner = ConsumerRunner(worker, store, nc, settings, concurrency=4)

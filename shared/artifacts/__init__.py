@@ -32,6 +32,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "S3ArtifactStore",
     "artifact_store_from_settings",
+    "open_artifact_store",
     "guess_content_type",
     "local_signing_key",
     "validate_key",
@@ -88,3 +89,11 @@ def artifact_store_from_settings(
         base_url,
         secret=secret or local_signing_key(settings),
     )
+
+
+async def open_artifact_store(settings: Settings, *, secret: bytes | None = None) -> ArtifactStore:
+    """The configured backend, ready to use (an S3 bucket is created if it is missing)."""
+    store = artifact_store_from_settings(settings, secret=secret)
+    if isinstance(store, S3ArtifactStore):
+        await store.ensure_bucket()
+    return store

@@ -38,9 +38,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
     # Route stdlib logging (uvicorn, asyncpg, nats) through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processor=renderer, foreign_pre_chain=shared_processors
-        )
+        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared_processors)
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -357,7 +357,7 @@ def run(
     build_id = resolve_build_id(api, parse_uri(uri))
     directory = runner.prepare(api, build_id, no_cache)
     api.close()
-    runner.exec_in(directory, list(command))
+    runner.exec_in(directory, list(command), remove_after=no_cache)
 
 
 @cli.command()

@@ -13,7 +13,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .api import Api
+from .builds import download
 from .errors import CondaStoreError
 from .progress import bar
 
@@ -91,21 +94,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def download_archive(api: Api, build_id: int, target: Path) -> None:
-    """Stream ``/build/{id}/archive/`` (307 to storage) to ``target`` with a progress bar."""
-    partial = target.with_name(target.name + ".part")
-    with api.stream(f"/build/{build_id}/archive/") as response:
-        total = response.headers.get("content-length")
-        with (
-            bar(f"build {build_id} archive", float(total) if total else None, True) as progress,
-            partial.open("wb") as out,
-        ):
-            for chunk in response.iter_bytes(1 << 20):
-                out.write(chunk)
-                progress.advance(len(chunk))
-    partial.replace(target)
-
-
 def unpack(archive: Path, directory: Path) -> None:
     """Extract (refusing paths that leave the directory), then relocate with conda-unpack."""
     try:
@@ -133,7 +121,7 @@ def prepare(api: Api, build_id: int, no_cache: bool = False) -> Path:
         directory = Path(tempfile.mkdtemp(prefix=f"conda-store-{build_id}-"))
         archive = directory.with_name(directory.name + ".tar.gz")
         try:
-            download_archive(api, build_id, archive)
+            download(api, build_id, "archive", str(archive))
             unpack(archive, directory)
         finally:
             archive.unlink(missing_ok=True)
@@ -149,7 +137,7 @@ def prepare(api: Api, build_id: int, no_cache: bool = False) -> Path:
             shutil.rmtree(directory)  # a previous run was interrupted half way
         archive = root / f".{build_id}.tar.gz"
         try:
-            download_archive(api, build_id, archive)
+            download(api, build_id, "archive", str(archive))
             directory.mkdir(parents=True)
             unpack(archive, directory)
         except BaseException:
@@ -167,9 +155,19 @@ def activation_command(directory: Path, command: Sequence[str]) -> list[str]:
     return ["bash", "-c", f". {prefix}/bin/activate {prefix} && exec {inner}"]
 
 
-def exec_in(directory: Path, command: Sequence[str]) -> NoReturn:
+def exec_in(directory: Path, command: Sequence[str], remove_after: bool = False) -> NoReturn:
+    """Become the command (a cached build); or, for a throwaway unpack (``remove_after``), run
+    it as a child, delete the directory, and exit with the child's status."""
     argv = activation_command(directory, command or ["python"])
     bash = shutil.which("bash")
     if bash is None:
         raise CondaStoreError("bash is needed to activate the environment and was not found")
-    os.execv(bash, argv)
+    if not remove_after:
+        os.execv(bash, argv)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the child's to handle
+    try:
+        code = subprocess.call(argv, executable=bash)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        shutil.rmtree(directory, ignore_errors=True)
+    sys.exit(128 - code if code < 0 else code)

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     repodata_ttl_s: float = Field(
         default=60.0, description="Seconds the solver trusts in-memory repodata."
     )
+    solve_cache_max_age_days: float = Field(
+        default=30.0,
+        description="Solve-cache entries unused for this long are deleted (0 keeps them all).",
+    )
     pip_index_url: str | None = Field(default=None, description="pip index; None means PyPI.")
     pip_find_links: str | None = Field(default=None, description="Wheel dir or URL for pip.")
     pip_no_index: bool = Field(default=False, description="Resolve pip from find-links only.")
@@ -85,6 +89,11 @@ class Settings(BaseSettings):
         default=0.0, description="Test-only: sleep this long in the solver before committing."
     )
     packer_concurrency: int = 2
+    packer_segment_cache_gb: float = Field(
+        default=20.0,
+        description="Cap on the compressed package members the packer reuses (least recently"
+        " used go first); 0 means no cap.",
+    )
     packer_pack_threads: int = Field(
         default=0, description="gzip threads for conda-pack; 0 means one per CPU."
     )

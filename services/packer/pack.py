@@ -1,40 +1,37 @@
 """conda-pack archives and prefix sizes.
 
-``conda_pack.pack`` runs in a child process (``python -m services.packer.pack``) rather than a
-thread: it is CPU- and GIL-heavy for seconds, which would starve the event loop (heartbeats,
-live logs, other builds), and a child can be killed when a build is cancelled, where a thread
-cannot. gzip runs on ``n_threads`` threads inside conda-pack.
+Packing runs in a child process (``python -m services.packer.pack``) rather than a thread: it
+is CPU- and GIL-heavy for seconds, which would starve the event loop (heartbeats, live logs,
+other builds), and a child can be killed when a build is cancelled, where a thread cannot.
+The archive is conda-pack's, assembled from per-package members (``segments``): gzip runs on
+``n_threads`` threads and a package compressed for one build is reused by the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
+
+from .segments import PackStats, pack_segmented
 
 
 def pack_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def pack_sync(prefix: Path, output: Path, n_threads: int) -> None:
-    """What the child process runs: the prefix as a conda-pack ``.tar.gz``."""
-    import conda_pack
-
-    conda_pack.pack(
-        prefix=str(prefix),
-        output=str(output),
-        format="tar.gz",
-        n_threads=n_threads,
-        force=True,
-        ignore_missing_files=True,
-        verbose=False,
-    )
+def segment_cache_dir(data_dir: Path) -> Path:
+    """Compressed package members, beside the package cache they are made from."""
+    return Path(data_dir).absolute() / "cache" / "pack-segments"
 
 
-async def pack_prefix(prefix: Path, output: Path, n_threads: int | None = None) -> None:
+async def pack_prefix(
+    prefix: Path, output: Path, segments: Path, n_threads: int | None = None
+) -> PackStats:
     """Write the archive to ``output`` (a temporary path; the caller uploads it).
 
     conda-pack's own message is raised as RuntimeError on failure; cancellation kills the
@@ -47,12 +44,13 @@ async def pack_prefix(prefix: Path, output: Path, n_threads: int | None = None) 
         "services.packer.pack",
         str(prefix),
         str(output),
+        str(segments),
         str(n_threads or pack_threads()),
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _, err = await proc.communicate()
+        out, err = await proc.communicate()
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -61,6 +59,7 @@ async def pack_prefix(prefix: Path, output: Path, n_threads: int | None = None) 
     if proc.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         raise RuntimeError("conda-pack failed: " + ("\n".join(lines[-15:]) or "no output"))
+    return PackStats(**json.loads(out.decode().strip().splitlines()[-1]))
 
 
 def prefix_size(prefix: Path) -> int:
@@ -86,4 +85,6 @@ def prefix_size(prefix: Path) -> int:
 
 
 if __name__ == "__main__":
-    pack_sync(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))
+    prefix, output, segments, threads = sys.argv[1:5]
+    stats = pack_segmented(Path(prefix), Path(output), Path(segments), int(threads))
+    print(json.dumps(dataclasses.asdict(stats)))

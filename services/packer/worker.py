@@ -43,7 +43,8 @@ from .install import (
 )
 from .lockfile import UserError, read_lockfile
 from .logs import InstallReporter, PackerLog, describe_error
-from .pack import pack_prefix, pack_threads, prefix_size
+from .pack import pack_prefix, pack_threads, prefix_size, segment_cache_dir
+from .segments import SegmentCache
 
 log = get_logger(__name__)
 
@@ -85,6 +86,7 @@ class PackerWorker(Worker):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._saved_logs: dict[int, str] = {}
         self.archives = ArchiveCache(Path(settings.data_dir).absolute() / "cache" / "archives")
+        self.segments = SegmentCache(segment_cache_dir(settings.data_dir))
 
     # --- consumer entry points -----------------------------------------------------------
 
@@ -229,13 +231,16 @@ class PackerWorker(Worker):
         )
         archive = workdir / "archive.tar.gz"
         t0 = time.monotonic()
-        await pack_prefix(prefix, archive, threads)
+        stats = await pack_prefix(prefix, archive, self.segments.root, threads)
         archive_size = archive.stat().st_size
         await plog.write(
-            "pack", f"archive written: {_mb(archive_size)} in {time.monotonic() - t0:.1f} s"
+            "pack",
+            stats.summary(),
+            f"archive written: {_mb(archive_size)} in {time.monotonic() - t0:.1f} s",
         )
 
         await asyncio.to_thread(self.archives.put, reuse_key, archive, size, build_id)
+        await self._prune_segments()
 
         progress.phase = "upload"
         key = archive_key(build_id)
@@ -255,6 +260,19 @@ class PackerWorker(Worker):
             size=size,
             packages=list(solved.packages),
         )
+
+    async def _prune_segments(self) -> None:
+        """Keep the package members under their cap; a cache, so failures are only logged."""
+        cap = self.settings.packer_segment_cache_gb
+        if cap <= 0:
+            return
+        try:
+            freed = await asyncio.to_thread(self.segments.prune, int(cap * 1e9))
+        except OSError:
+            log.warning("pruning pack segments failed", exc_info=True)
+            return
+        if freed:
+            log.info("pack segments pruned", freed_bytes=freed)
 
     async def _reuse(
         self, solved: Solved, plog: PackerLog, cached: CachedArchive, started: float

@@ -2,11 +2,14 @@
 
 Writing through ``conda_lock.lockfile.write_conda_lock_file`` (rather than dumping a dict of
 our own) guarantees that ``conda-lock`` and rattler, which both read that format, accept what
-we store.
+we store. The stored text is that document as JSON (``json.dumps(indent=4)``), as conda-store
+stores its LOCKFILE artifact: scripts written against conda-store read it with
+``json.loads``, and JSON is YAML, so conda-lock and rattler read it all the same.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,12 @@ def _locked(package: LockedPackage) -> LockedDependency:
     )
 
 
+def as_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=4) + "\n"
+
+
 def render_lockfile(result: SolveResult) -> str:
-    """The conda-lock v1 YAML text for a solve result (every platform, conda and pip)."""
+    """The conda-lock v1 document for a solve result (every platform, conda and pip)."""
     lockfile = Lockfile(
         package=[_locked(p) for p in result.packages],
         metadata=LockMeta(
@@ -57,12 +64,12 @@ def render_lockfile(result: SolveResult) -> str:
     with tempfile.TemporaryDirectory(prefix="cs-lock-") as tmp:
         path = Path(tmp) / "conda-lock.yml"
         write_conda_lock_file(lockfile, path, metadata_choices=None)
-        return path.read_text()
+        return as_json(yaml.safe_load(path.read_text()))
 
 
 def submitted_lockfile_text(lockfile: dict[str, Any]) -> str:
-    """A submitted lockfile stored as given (YAML, with the ``version: 1`` it may lack)."""
-    return yaml.safe_dump({"version": 1, **lockfile}, sort_keys=False)
+    """A submitted lockfile stored as given (with the ``version: 1`` it may lack)."""
+    return as_json({"version": 1, **lockfile})
 
 
 def _split_url(url: str) -> tuple[str, str]:

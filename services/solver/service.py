@@ -8,11 +8,15 @@ import contextlib
 from nats.aio.client import Client
 
 from shared.bus.consumer import ConsumerRunner
+from shared.logging import get_logger
 from shared.service import ServiceContext
 
+from .cache import SolveCache
 from .remote import serve
 from .resolve import Resolver
 from .worker import SolverWorker
+
+log = get_logger(__name__)
 
 
 async def main(ctx: ServiceContext) -> None:
@@ -28,6 +32,12 @@ async def main(ctx: ServiceContext) -> None:
         asyncio.create_task(runner.run(ctx.stop)),
         asyncio.create_task(serve(nc, resolver, settings, ctx.stop)),
     ]
+    if settings.solve_cache_max_age_days > 0:
+        tasks.append(
+            asyncio.create_task(
+                prune_periodically(resolver.cache, settings.solve_cache_max_age_days, ctx.stop)
+            )
+        )
     try:
         await ctx.stop.wait()
     finally:
@@ -41,6 +51,23 @@ async def main(ctx: ServiceContext) -> None:
                 cancelled = True
         if cancelled:
             raise asyncio.CancelledError
+
+
+PRUNE_INTERVAL_S = 3600.0
+
+
+async def prune_periodically(cache: SolveCache, max_age_days: float, stop: asyncio.Event) -> None:
+    """Prune the solve cache now and every hour; any replica may do it (the DELETE is safe
+    to run twice)."""
+    while not stop.is_set():
+        try:
+            removed = await cache.prune(max_age_days)
+            if removed:
+                log.info("solve cache pruned", removed=removed, max_age_days=max_age_days)
+        except Exception:
+            log.warning("solve cache prune failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PRUNE_INTERVAL_S)
 
 
 async def _shutdown(tasks: list[asyncio.Task[None]], resolver: Resolver, nc: Client) -> None:

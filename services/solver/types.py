@@ -65,8 +65,12 @@ class LockedPackage(PackageRef):
 
 
 class SolveResult(BaseModel):
-    """Per target platform: conda records then pip pins; plus the inputs that produced them."""
+    """Per target platform: conda records then pip pins; plus the inputs that produced them.
 
+    Frozen: the solve cache hands the same instance to every caller that asks for it.
+    """
+
+    model_config = ConfigDict(frozen=True)
     channels: list[str]
     platforms: list[str]
     packages: list[LockedPackage]

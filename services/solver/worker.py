@@ -100,7 +100,9 @@ class SolverWorker(Worker):
                 if spec.is_lockfile
                 else render_lockfile(result)
             )
-            await self.artifacts.put_bytes(lockfile_key(build_id), lock_text.encode())
+            await self.artifacts.put_bytes(
+                lockfile_key(build_id), lock_text.encode(), content_type="application/json"
+            )
             await self.artifacts.put_bytes(
                 yaml_key(build_id), pinned_yaml(spec.environment, result).encode()
             )

@@ -14,6 +14,11 @@ from fastapi import Request
 AUTH_COOKIE = "conda-store-auth"
 
 
+PAGE_SIZE = 100
+MAX_PAGES = 100
+"""``all_data`` stops there (10,000 items): a page must stay quick to render."""
+
+
 class ApiError(Exception):
     """The API refused or failed; ``message`` is its own text, shown to the user verbatim."""
 
@@ -80,6 +85,17 @@ class ApiClient:
     async def data(self, path: str, **params: Any) -> Any:
         """``data`` of a ``{"status":"ok","data":…}`` envelope."""
         return (await self.get(path, **params)).get("data")
+
+    async def all_data(self, path: str, **params: Any) -> list[Any]:
+        """Every item of a paginated list, page after page (the API serves 100 at most)."""
+        items: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            body = await self.get(path, **params, page=page, size=PAGE_SIZE)
+            data = body.get("data") or []
+            items += data
+            if len(data) < PAGE_SIZE or len(items) >= int(body.get("count") or 0):
+                break
+        return items
 
     async def data_or_none(self, path: str, **params: Any) -> Any:
         """Like :meth:`data`, but a 403/404 (not yours, or gone) is ``None``."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from shared.fileops import copy_into
+
 from .base import DEFAULT_CHUNK_SIZE, ArtifactInfo, ArtifactNotFound, InfoList
 from .keys import guess_content_type, validate_key, validate_prefix
 from .ranges import check_range, range_length
@@ -32,7 +33,6 @@ from .signing import sign, verify_signature
 __all__ = ["LocalArtifactStore", "verify_signature"]
 
 STAGING_DIR = ".staging"
-_COPY_CHUNK = 1 << 20
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 # Writes the bytes of an object into an open staging file.
@@ -133,7 +133,7 @@ class LocalArtifactStore:
 
         def fill(out: BinaryIO) -> None:
             with open(source, "rb") as src:
-                shutil.copyfileobj(src, out, _COPY_CHUNK)
+                copy_into(src, out)
 
         return await asyncio.to_thread(self._write_atomic, key, fill, content_type)
 
@@ -143,7 +143,7 @@ class LocalArtifactStore:
         """Copy a reader of unknown length in 1 MiB chunks."""
 
         def fill(out: BinaryIO) -> None:
-            shutil.copyfileobj(reader, out, _COPY_CHUNK)
+            copy_into(reader, out)
 
         return await asyncio.to_thread(self._write_atomic, key, fill, content_type)
 
@@ -219,7 +219,7 @@ class LocalArtifactStore:
             tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
             try:
                 with src, open(tmp, "wb") as out:
-                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+                    copy_into(src, out)
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import conda_pack
 import rattler
 import yaml
@@ -83,7 +84,7 @@ class Env:
         )
         self.store = await EventStore.connect(url, max_size=20)
         self.stack = await Stack(self.store, self.settings).start()
-        artifacts = artifact_store_from_settings(self.settings)
+        artifacts = self.artifacts = artifact_store_from_settings(self.settings)
         self.resolver = Resolver.from_settings(self.settings, self.store.pool)
         await self.stack.run_workers(
             SolverWorker(self.resolver, artifacts, self.store.pool), concurrency=4
@@ -108,19 +109,28 @@ class Env:
         return submitted.build_id
 
     async def wait(self, build_id: int, timeout: float = 600) -> str:
+        return (await self.wait_all([build_id], timeout))[0]
+
+    async def wait_all(self, build_ids: list[int], timeout: float = 600) -> list[str]:
+        """Final statuses, from one poll of the read model every 20 ms for all the builds (a
+        poller per build would cost the concurrent run more CPU than the serial one)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
+        done: dict[int, str] = {}
+        while loop.time() < deadline and len(done) < len(build_ids):
             try:
-                row = await self.store.pool.fetchrow(
-                    "SELECT status FROM builds WHERE id = $1", build_id
+                rows = await self.store.pool.fetch(
+                    "SELECT id, status FROM builds WHERE id = ANY($1::bigint[])", build_ids
                 )
-            except Exception:  # read model not created yet
-                row = None
-            if row is not None and row["status"] in ("COMPLETED", "FAILED", "CANCELED"):
-                return str(row["status"])
+            except asyncpg.UndefinedTableError:  # read model not created yet
+                rows = []
+            done = {
+                r["id"]: str(r["status"])
+                for r in rows
+                if r["status"] in ("COMPLETED", "FAILED", "CANCELED")
+            }
             await asyncio.sleep(0.02)
-        return "TIMEOUT"
+        return [done.get(b, "TIMEOUT") for b in build_ids]
 
     async def build(self, channel: str, deps: tuple[str, ...], name: str | None = None) -> float:
         t = time.perf_counter()
@@ -178,6 +188,13 @@ async def main(repeat: int, concurrency: int) -> None:
             print(f"direct script (solve+install+pack+store), cold: {fmt(direct_t)}")
             print(f"P1 stack submit->COMPLETED, cold:               {fmt(cold_t)}")
             print(f"P1 ratio stack/direct: {p1:.2f}x (target <= 1.3x)")
+            ours = await env.artifacts.stat(f"builds/{env.counter}/archive.tar.gz")
+            theirs = (work / f"direct{repeat - 1}" / "archive.tar.gz").stat().st_size
+            assert ours is not None
+            print(
+                f"archive size: stack {ours.size / 1e6:.1f} MB, conda-pack default"
+                f" {theirs / 1e6:.1f} MB ({ours.size / theirs:.2f}x)"
+            )
             print(f"P2 identical rebuild, warm caches:              {fmt(warm_t)}")
             print(f"P2 ratio warm/cold: {p2:.2f}x (target <= 0.2x)")
 
@@ -188,7 +205,7 @@ async def main(repeat: int, concurrency: int) -> None:
             async with Env(cluster, work / "p7-concurrent", concurrency) as env:
                 t = time.perf_counter()
                 ids = [await env.submit(url, ("python", *d)) for d in P7_SPECS]
-                together = await asyncio.gather(*(env.wait(b) for b in ids))
+                together = await env.wait_all(ids)
                 conc_t = time.perf_counter() - t
             failures = sum(s != "COMPLETED" for s in [*serial, *together])
             print(f"P7 10 different environments, serial:     {serial_t:.2f} s")

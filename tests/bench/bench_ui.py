@@ -24,9 +24,9 @@ from shared.embedded.postgres import PostgresCluster
 from shared.events import BuildStarted, NewEvent, PackageRef, Packed, Solved, SpecSubmitted
 from shared.events import new_event as event
 from shared.eventstore import EventStore
-from shared.http import serve_app
 from shared.projections import rebuild_projections
 from shared.settings import Settings
+from tests.harness.serving import serve_healthy
 
 TARGET_MS = 200.0
 PER_NAMESPACE = 50
@@ -96,20 +96,6 @@ async def seed(store: EventStore, environments: int) -> tuple[str, str, int]:
     return "team-00", "env-0000", build_id
 
 
-async def serve(app: object, port: int) -> tuple[asyncio.Task[None], asyncio.Event]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_app(app, "127.0.0.1", port, stop))
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                    return task, stop
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"port {port} did not come up")
-
-
 def server_ms(response: httpx.Response) -> float:
     """The ui's own ``Server-Timing: render;dur=…`` figure."""
     timing = response.headers.get("server-timing", "")
@@ -154,8 +140,8 @@ async def main(environments: int, requests: int) -> int:
             ui_url=f"http://127.0.0.1:{ui_port}",
             secret="bench-secret-of-a-decent-length-0123456789",
         )
-        served.append(await serve(create_api(settings), api_port))
-        served.append(await serve(create_ui(settings), ui_port))
+        served.append(await serve_healthy(create_api(settings), api_port))
+        served.append(await serve_healthy(create_ui(settings), ui_port))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ui_port}", timeout=30) as ui:
             login = await ui.post("/login/", json={"username": "bench", "password": "password"})
             assert login.status_code == 200, login.text

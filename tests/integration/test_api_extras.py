@@ -15,8 +15,8 @@ from services.api.audit import run_audit
 from services.api.config import ApiConfig
 from shared.buildlog import BuildLog
 from shared.events import BuildStarted, NamespaceCreated
-from shared.http import serve_app
 from tests.fixtures.api import ApiHarness, api, seed_env, spec_event  # noqa: F401
+from tests.harness.serving import serve_healthy
 
 
 async def world(h: ApiHarness) -> None:
@@ -71,16 +71,9 @@ async def test_live_log_streams_until_terminal(api: ApiHarness, tmp_path: Any) -
     await api.projected()
     app = create_app(api.state.settings, store=api.store, config=ApiConfig(enable_ui=False))
     port = free_port()
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve_app(app, "127.0.0.1", port, stop))
+    server, stop = await serve_healthy(app, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
-            for _ in range(100):
-                try:
-                    await client.get("/health")
-                    break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
             chunks: list[str] = []
             async with client.stream(
                 "GET", "/api/v1/build/2/logs/", headers=api.admin()
@@ -153,6 +146,13 @@ async def test_v2_cursor_and_package_search(api: ApiHarness) -> None:  # noqa: F
     assert [p["name"] for p in r.json()["data"]] == ["numpy"]
     r = await api.client.get("/api/v1/package/?search=numpy&exact=1&sort_by=version&order=desc")
     assert [p["version"] for p in r.json()["data"]] == ["2.0", "1.0"]
+    r = await api.client.get("/api/v1/package/?search=numpy&build=py312")
+    assert [p["version"] for p in r.json()["data"]] == ["2.0"]
+    r = await api.client.get("/api/v1/package/?build=_0")
+    assert {(p["name"], p["version"]) for p in r.json()["data"]} == {("numpy", "1.0")}
+    assert r.json()["count"] == 1
+    r = await api.client.get("/api/v1/package/?build=%25")  # a literal %, not a wildcard
+    assert r.json()["count"] == 0
     r = await api.client.get("/api/v1/channel/")
     assert r.json()["count"] == 1
 
@@ -160,7 +160,7 @@ async def test_v2_cursor_and_package_search(api: ApiHarness) -> None:  # noqa: F
 async def world_packages(h: ApiHarness) -> None:
     from shared.events import PackageRef, Solved
 
-    for build_id, version in ((1, "1.0"), (2, "2.0")):
+    for build_id, version, build in ((1, "1.0", "py311_0"), (2, "2.0", "py312_1")):
         await h.append(
             f"build-{build_id}",
             Solved(
@@ -168,8 +168,12 @@ async def world_packages(h: ApiHarness) -> None:
                 lockfile_key=f"b/{build_id}/l",
                 yaml_key=f"b/{build_id}/y",
                 packages=[
-                    PackageRef(name="numpy", version=version, channel="https://c/conda-forge"),
-                    PackageRef(name="python", version="3.11", channel="https://c/conda-forge"),
+                    PackageRef(
+                        name="numpy", version=version, build=build, channel="https://c/conda-forge"
+                    ),
+                    PackageRef(
+                        name="python", version="3.11", build="h1", channel="https://c/conda-forge"
+                    ),
                 ],
             ),
         )

@@ -5,17 +5,9 @@ delete namespace; after each step the read model and the artifact store agree.""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
-import pytest
-
 from tests.fixtures.api import ApiHarness, api  # noqa: F401
-
-WORKERS = ("services.solver.worker", "services.packer.worker")
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in WORKERS), reason="packer not yet landed"
-)
 
 
 def spec_text(channel: str, *deps: str) -> str:

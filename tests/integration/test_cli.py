@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import os
 import shutil
@@ -31,25 +30,6 @@ from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ServedChannel
 from tests.harness.fixtures_stack import Stack
-
-
-def _missing(*modules: str) -> str | None:
-    """The first module that has not landed yet, for an honest skip reason."""
-    for module in modules:
-        try:
-            found = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            found = None
-        if found is None:
-            return f"{module} is missing (not landed yet)"
-    return None
-
-
-API_MISSING = _missing("services.api.app", "services.api.routes.artifacts")
-SOLVER_MISSING = _missing("services.solver.worker", "services.solver.resolve")
-PACKER_MISSING = _missing("services.packer.worker")
-
-pytestmark = pytest.mark.skipif(API_MISSING is not None, reason=API_MISSING or "")
 
 SECRET = "cli-test-secret-long-enough-for-hs256!"
 PASSWORD = "password"  # the API's DummyAuthenticator default
@@ -73,12 +53,16 @@ class Server:
     cache_dir: Path
     paths: list[str] = field(default_factory=list)
 
+    @property
+    def scratch_dir(self) -> Path:
+        return self.cache_dir.parent / "tmp"
+
     def env(self, url: str | None = None, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONDA_STORE_")}
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["CONDA_STORE_URL"] = url or self.url
         env["CONDA_STORE_CACHE_DIR"] = str(self.cache_dir)
-        scratch = self.cache_dir.parent / "tmp"  # `run --no-cache` leaves its directory here
+        scratch = self.scratch_dir  # where `run --no-cache` unpacks (and must clean up)
         scratch.mkdir(exist_ok=True)
         env["TMPDIR"] = str(scratch)
         env.update(extra)
@@ -441,7 +425,6 @@ async def _start_solver(server: Server, settings: Settings) -> None:
     await server.stack.run_workers(worker)
 
 
-@pytest.mark.skipif(SOLVER_MISSING is not None, reason=SOLVER_MISSING or "")
 async def test_wait_on_a_failing_spec_exits_1_with_the_reason(
     server: Server, settings: Settings, tiny_channel: ServedChannel, tmp_path: Path
 ) -> None:
@@ -502,9 +485,6 @@ async def _start_packer(server: Server, settings: Settings) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    (SOLVER_MISSING or PACKER_MISSING) is not None, reason=SOLVER_MISSING or PACKER_MISSING or ""
-)
 async def test_create_wait_run_twice_shebang_and_downloads(
     server: Server, settings: Settings, realistic_channel: ServedChannel, tmp_path: Path
 ) -> None:
@@ -553,6 +533,9 @@ async def test_create_wait_run_twice_shebang_and_downloads(
     fresh = await server.cli("run", "--no-cache", str(build_id), "--", "python", "-c", code)
     assert fresh.code == 0 and fresh.out.strip() == "4"
     assert server.hits(f"/build/{build_id}/archive/") == 2
+    assert list(server.scratch_dir.iterdir()) == []  # the throwaway unpack is gone
+    failing = await server.cli("run", "--no-cache", str(build_id), "--", "python", "-c", "exit(3)")
+    assert failing.code == 3 and list(server.scratch_dir.iterdir()) == []
 
     script = tmp_path / "hello.py"
     script.write_text(
@@ -583,7 +566,6 @@ async def test_create_wait_run_twice_shebang_and_downloads(
     shutil.rmtree(server.cache_dir)
 
 
-@pytest.mark.skipif(SOLVER_MISSING is not None, reason=SOLVER_MISSING or "")
 async def test_solve_remotely(
     server: Server, settings: Settings, tiny_channel: ServedChannel, tmp_path: Path
 ) -> None:

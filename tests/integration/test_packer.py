@@ -24,6 +24,7 @@ import yaml
 
 from services.packer.cancel import listen_for_cancels
 from services.packer.install import PREFIX_TOO_LONG, build_prefix, package_cache_dir
+from services.packer.pack import segment_cache_dir
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
 from services.solver.worker import SolverWorker
@@ -202,7 +203,10 @@ async def test_six_concurrent_builds_share_one_package_cache(
     settings: Settings,
     realistic_channel: ServedChannel,
 ) -> None:
-    s = packer_settings(settings, realistic_channel)
+    # A cap on the compressed package members smaller than python + numpy: packs prune
+    # while others reuse, and every archive must still be whole.
+    cap_gb = 0.04
+    s = packer_settings(settings, realistic_channel, packer_segment_cache_gb=cap_gb)
     run = Running(stack, event_store, s, artifact_store_from_settings(s))
     await run.start_solver()
     await run.start_packer(concurrency=3)
@@ -237,6 +241,15 @@ async def test_six_concurrent_builds_share_one_package_cache(
     extracted = sorted(p.name for p in cache.iterdir() if p.is_dir())
     assert extracted == sorted(installed)  # one extracted copy of each package, no more
     assert not any(build_prefix(s, b).exists() for b in ids)
+
+    members = list(segment_cache_dir(s.data_dir).glob("*.gz"))
+    assert sum(m.stat().st_size for m in members) <= cap_gb * 1e9  # the last prune saw all
+    for build_id in ids:
+        path = Path(s.data_dir) / "check.tar.gz"
+        await run.artifacts.download_file(f"builds/{build_id}/archive.tar.gz", path)
+        with tarfile.open(path) as tar:
+            names = tar.getnames()  # reads every member: a broken stream raises
+        assert "bin/conda-unpack" in names and "bin/python3.11" in names
 
 
 # --- crash, cancel, live logs (tiny channel: fast) -----------------------------------------

@@ -21,9 +21,9 @@ from shared.auth import AuthenticationToken, encode_token
 from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
 from shared.events import BuildDeleted, EnvironmentDeleted, new_event
-from shared.http import serve_app
 from shared.settings import Settings
 from tests.harness.fixtures_stack import Stack
+from tests.harness.serving import serve_healthy
 from tests.integration.test_registry_support import (
     run,
     skopeo,
@@ -68,14 +68,7 @@ async def serve_registry(
     registry = await open_registry(settings, stack.store, nc, artifacts)
     await stack.run_workers(registry.builder, registry.collector)
     port = free_port()
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve_app(registry.app, "127.0.0.1", port, stop))
-    async with httpx.AsyncClient() as client:
-        for _ in range(100):
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                    break
-            await asyncio.sleep(0.05)
+    server, stop = await serve_healthy(registry.app, port)
     try:
         yield Served(f"127.0.0.1:{port}", registry, settings, stack, artifacts)
     finally:

@@ -3,7 +3,6 @@ under runc, and an on-demand image is solved, packed and built on its first pull
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from tests.integration.test_registry_support import (
 pytestmark = pytest.mark.slow
 
 NUMPY_VERSION = "2.4.6"
-WORKERS = ("services.solver.worker", "services.packer.worker")
 
 
 async def run_in_runc(
@@ -81,9 +79,6 @@ async def test_pulled_image_runs_numpy_under_runc(
         assert out.strip() == NUMPY_VERSION
 
 
-@pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in WORKERS), reason="solver/packer not landed"
-)
 async def test_on_demand_image_on_first_pull(
     stack: Stack,
     settings: Settings,

@@ -7,6 +7,7 @@ and installer); the solve cache is checked by counting real solver calls.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -93,7 +94,10 @@ def linux_64(env: rattler.Environment) -> rattler.LockPlatform:
 
 
 def check_lockfile_readers(path: Path) -> list[rattler.RepoDataRecord]:
-    """conda-lock parses and renders it; rattler reads it back; returns the linux-64 records."""
+    """JSON as conda-store's; conda-lock parses and renders it; rattler reads it back; returns
+    the linux-64 records."""
+    document = json.loads(path.read_text())
+    assert document["version"] == 1 and document["metadata"] and document["package"]
     parsed = parse_conda_lock_file(path)
     assert parsed.package
     rendered = subprocess.run(
@@ -336,3 +340,32 @@ async def test_killed_mid_solve_yields_exactly_one_outcome(
             second.wait()
             raise AssertionError("the solver did not stop on SIGTERM") from None
             second.wait()
+
+
+async def test_solve_cache_entries_unused_past_the_max_age_are_pruned(
+    solver: Running, event_store: EventStore, tiny_channel: ServedChannel
+) -> None:
+    first = await submit(event_store, spec_text(tiny_channel.url, "bar"))
+    second = await submit(event_store, spec_text(tiny_channel.url, "baz"))
+    for build_id in (first, second):
+        assert (await wait_outcome(event_store, build_id)).type == "Solved"
+    assert solver.resolver.solver.solve_count == 2
+    keys = [
+        r["cache_key"] for r in await event_store.pool.fetch("SELECT cache_key FROM solve_cache")
+    ]
+    assert len(keys) == 2
+    await event_store.pool.execute(  # one entry made and last used 40 days ago
+        "UPDATE solve_cache SET created_at = now() - interval '40 days',"
+        " last_hit_at = now() - interval '35 days' WHERE cache_key = $1",
+        keys[0],
+    )
+    assert await solver.resolver.cache.prune(30) == 1
+    left = await event_store.pool.fetch("SELECT cache_key FROM solve_cache")
+    assert [r["cache_key"] for r in left] == [keys[1]]
+    assert await solver.resolver.cache.prune(30) == 0
+
+    # Both specs again: the pruned one is solved anew, the kept one is still a hit.
+    again = [await submit(event_store, spec_text(tiny_channel.url, d)) for d in ("bar", "baz")]
+    hits = [(await wait_outcome(event_store, b)).data["cache_hit"] for b in again]
+    assert sorted(hits) == [False, True]
+    assert solver.resolver.solver.solve_count == 3

@@ -26,21 +26,36 @@ async def channels_page(pool: asyncpg.Pool, paging: Paging) -> tuple[list[dict[s
     return data, count
 
 
+BUILD_MATCH = (
+    "(EXISTS (SELECT 1 FROM build_packages bp JOIN conda_channels bc ON bc.name = bp.channel"
+    " WHERE bc.id = p.channel_id AND bp.manager = 'conda' AND bp.name = p.name"
+    " AND bp.version = p.version AND bp.build LIKE {0})"
+    " OR EXISTS (SELECT 1 FROM channel_packages cp JOIN conda_channels cc ON cc.name = cp.channel"
+    " WHERE cc.id = p.channel_id AND cp.name = p.name AND cp.version = p.version"
+    " AND cp.build LIKE {0}))"
+)
+
+
 async def packages_page(
     pool: asyncpg.Pool,
     search: str | None,
     exact: bool,
     distinct_on: list[str],
     paging: Paging,
+    build: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Search by substring (trigram-indexed) or exact name; ``distinct_on`` keeps one row per
-    combination of the given columns, as conda-store's DISTINCT ON does."""
+    combination of the given columns, as conda-store's DISTINCT ON does. ``build`` (a 500 in
+    conda-store) keeps packages with a build string containing it, in a built environment or
+    in a channel the solver has read."""
     where = Where()
     if search:
         if exact:
             where.add("p.name = {}", search)
         else:
             where.add("p.name LIKE {}", f"%{like_escape(search)}%")
+    if build:
+        where.add(BUILD_MATCH, f"%{like_escape(build)}%")
     distinct = [DISTINCT[d] for d in distinct_on if d in DISTINCT]
     base = f" FROM conda_packages p JOIN conda_channels c ON c.id = p.channel_id{where.sql()}"
     order_keys = paging.sort_keys(PACKAGE_SORT, ["channel", "name", "version"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -82,6 +83,14 @@ async def get_environment(
     return ok(environments.environment_shape(row))
 
 
+async def _live_environment(state: ApiState, namespace: str, name: str) -> asyncpg.Record:
+    """The environment, or conda-store's 400 for one that is missing or deleted."""
+    env = await environments.get(state.pool, namespace, name)
+    if env is None or env["deleted_on"] is not None:
+        raise APIError(400, f"environment namespace={namespace} name={name} does not exist")
+    return env
+
+
 class EnvironmentUpdate(BaseModel):
     build_id: int | None = None
     description: str | None = None
@@ -96,9 +105,7 @@ async def update_environment(
     state: ApiState = Depends(api_state),
 ) -> Response:
     caller.require(f"{namespace}/{name}", P.ENVIRONMENT_UPDATE)
-    env = await environments.get(state.pool, namespace, name)
-    if env is None or env["deleted_on"] is not None:
-        raise APIError(400, f"environment namespace={namespace} name={name} does not exist")
+    env = await _live_environment(state, namespace, name)
     events: list[Any] = []
     if body.build_id is not None:
         build = await builds.get(state.pool, body.build_id)
@@ -134,9 +141,7 @@ async def delete_environment(
     state: ApiState = Depends(api_state),
 ) -> Response:
     caller.require(f"{namespace}/{name}", P.ENVIRONMENT_DELETE)
-    env = await environments.get(state.pool, namespace, name)
-    if env is None or env["deleted_on"] is not None:
-        raise APIError(400, f"environment namespace={namespace} name={name} does not exist")
+    env = await _live_environment(state, namespace, name)
     build_ids = [
         r["id"]
         for r in await state.pool.fetch(

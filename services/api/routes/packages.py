@@ -30,5 +30,7 @@ async def list_packages(
     page: Paging = Depends(paging),
     state: ApiState = Depends(api_state),
 ) -> Response:
-    data, count = await packages.packages_page(state.pool, search, bool(exact), distinct_on, page)
+    data, count = await packages.packages_page(
+        state.pool, search, bool(exact), distinct_on, page, build
+    )
     return page.envelope(data, count)

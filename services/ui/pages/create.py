@@ -36,8 +36,8 @@ def spec_to_yaml(spec: dict[str, Any]) -> str:
 
 
 async def namespace_names(request: Request) -> list[str]:
-    listing = await api_for(request).get("/api/v1/namespace/", size=100, sort_by="name")
-    return [n["name"] for n in listing.get("data") or []]
+    listing = await api_for(request).all_data("/api/v1/namespace/", sort_by="name")
+    return [n["name"] for n in listing]
 
 
 @router.get("/create/", response_class=HTMLResponse)

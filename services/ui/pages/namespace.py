@@ -19,7 +19,7 @@ async def namespace_page(request: Request) -> HTMLResponse:
     api = api_for(request)
     viewer, listing, usage = await asyncio.gather(
         viewer_for(request, api),
-        api.get("/api/v1/namespace/", size=100, sort_by="name"),
+        api.all_data("/api/v1/namespace/", sort_by="name"),
         api.data_or_none("/api/v1/usage/"),
     )
     rows = [
@@ -28,7 +28,7 @@ async def namespace_page(request: Request) -> HTMLResponse:
             "usage": (usage or {}).get(ns["name"], {}),
             "can_delete": viewer.can(P.NAMESPACE_DELETE, ns["name"]),
         }
-        for ns in listing.get("data") or []
+        for ns in listing
     ]
     return render(
         request,

@@ -8,10 +8,19 @@ from typing import Any
 
 import uvicorn
 
+GRACEFUL_SHUTDOWN_S = 5.0
+
 
 async def serve_app(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # a live log stream or a stalled client must not hold a stopping service forever
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = uvicorn.Server(config)
     # The service runner owns SIGINT/SIGTERM; uvicorn must not take them over.

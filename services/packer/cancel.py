@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
+from shared.aio import raise_if_cancelled
 from shared.bus.jetstream import ensure_stream
 from shared.events import RecordedEvent
 from shared.logging import get_logger
@@ -79,6 +80,7 @@ async def listen_for_cancels(
 
     js = nc.jetstream(timeout=5)
     while not stop.is_set():
+        raise_if_cancelled()
         try:
             await ensure_stream(js, settings)
             sub = await js.subscribe(

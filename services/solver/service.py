@@ -7,6 +7,7 @@ import contextlib
 
 from nats.aio.client import Client
 
+from shared.aio import raise_if_cancelled
 from shared.bus.consumer import ConsumerRunner
 from shared.logging import get_logger
 from shared.service import ServiceContext
@@ -60,6 +61,7 @@ async def prune_periodically(cache: SolveCache, max_age_days: float, stop: async
     """Prune the solve cache now and every hour; any replica may do it (the DELETE is safe
     to run twice)."""
     while not stop.is_set():
+        raise_if_cancelled()
         try:
             removed = await cache.prune(max_age_days)
             if removed:

@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from shared.aio import raise_if_cancelled
 from shared.events import MessageParked, RecordedEvent, new_event
 from shared.eventstore import Append, EventStore
 from shared.logging import get_logger
@@ -113,6 +114,7 @@ class ConsumerRunner:
         log.info("consumer started", consumer=self.worker.name, concurrency=self.concurrency)
         try:
             while not stop.is_set():
+                raise_if_cancelled()
                 await slots.acquire()
                 try:
                     msgs = await psub.fetch(1, timeout=1)

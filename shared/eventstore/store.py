@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -11,9 +12,12 @@ from typing import Any
 import asyncpg
 
 from shared.events import EventMetadata, NewEvent, RecordedEvent
+from shared.logging import get_logger
 
 from .errors import ConcurrencyError
 from .migrate import apply_migrations
+
+log = get_logger(__name__)
 
 NO_STREAM = 0
 """Pass as ``expected_version`` to require that the stream does not exist yet."""
@@ -72,8 +76,14 @@ class EventStore:
                 await apply_migrations(conn)
         return store
 
-    async def close(self) -> None:
-        await self.pool.close()
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close the pool; a connection still held after ``timeout`` (a task that ignored its
+        cancel) is terminated so shutdown never hangs on it."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout)
+        except TimeoutError:
+            log.warning("event store connections still in use at close; terminating them")
+            self.pool.terminate()
 
     # --- writing ---------------------------------------------------------------------------
 

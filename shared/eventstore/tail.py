@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from shared.aio import raise_if_cancelled
 from shared.events import RecordedEvent
 
 from .store import EventStore
@@ -42,6 +43,7 @@ class LogTailer:
 
     async def batches(self) -> AsyncIterator[list[RecordedEvent]]:
         while True:
+            raise_if_cancelled()
             self._wakeup.clear()
             batch = await self.store.read_all(self.position, self.batch_size)
             if batch:

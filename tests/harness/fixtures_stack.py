@@ -20,6 +20,7 @@ from shared.projections import Projector
 from shared.projections.wait import wait_for_projection
 from shared.settings import Settings
 
+STOP_TIMEOUT_S = 20.0
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
 
@@ -72,9 +73,16 @@ class Stack:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        stuck: set[asyncio.Task[None]] = set()
+        if self.tasks:
+            done, stuck = await asyncio.wait(self.tasks, timeout=STOP_TIMEOUT_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieve it, as gather(return_exceptions=True) did
         for nc in self.clients:
             await nc.close()
+        # a service task that ignores its cancel would hang shutdown in production: fail loudly
+        assert not stuck, f"tasks ignored their cancel: {[t.get_coro() for t in stuck]}"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .lockfile import LockContents
+from shared.lockfile import LockContents
 
 MAX_ENTRIES = 16
 FORMAT = 1

@@ -27,7 +27,9 @@ from shared.artifacts import ArtifactStore
 from shared.bus.consumer import HandlerContext, Worker
 from shared.events import BuildFailed, EventData, Packed, RecordedEvent, Solved, new_event
 from shared.eventstore import Append, EventStore
+from shared.lockfile import UserError, read_lockfile
 from shared.logging import get_logger
+from shared.pip_install import install_pip
 from shared.settings import Settings
 
 from .archive_cache import ArchiveCache, CachedArchive, content_key
@@ -37,11 +39,9 @@ from .install import (
     check_prefix_length,
     clean_prefix,
     install_conda,
-    install_pip,
     package_cache_dir,
     remove_tree,
 )
-from .lockfile import UserError, read_lockfile
 from .logs import InstallReporter, PackerLog, describe_error
 from .pack import pack_prefix, pack_threads, prefix_size, segment_cache_dir
 from .segments import SegmentCache

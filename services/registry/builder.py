@@ -27,12 +27,13 @@ from shared.events import (
     new_event,
 )
 from shared.eventstore import Append, EventStore
+from shared.lockfile import UserError, read_lockfile
 from shared.logging import get_logger
 from shared.settings import Settings
 
 from .blobs import Blobs, ImageRef, blob_key, gc_lock
 from .image import BuiltImage, ImageLabels, ImageWriter, LayerCache
-from .install import install_for_image, lockfile_records
+from .install import IMAGE_PLATFORM, install_for_image, install_pip_for_image
 from .oci import OCI_CONFIG, OCI_MANIFEST
 
 log = get_logger(__name__)
@@ -93,14 +94,21 @@ class ImageBuilder(Worker):
             lockfile = work / "conda-lock.yml"
             await self.artifacts.download_file(lockfile_key, lockfile)
             staging = work / "prefix"
-            records = await asyncio.to_thread(lockfile_records, lockfile)
-            await install_for_image(records, staging, self.image_prefix, self.pkgs_cache)
+            contents = await asyncio.to_thread(read_lockfile, lockfile, IMAGE_PLATFORM)
+            if not contents.conda:
+                raise UserError(f"the lockfile has no conda packages for {IMAGE_PLATFORM}")
+            await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
+            if contents.pip:
+                await install_pip_for_image(
+                    staging, contents.pip, self.image_prefix, self.settings, work
+                )
             writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
             labels = ImageLabels(
                 submitted.namespace,
                 submitted.environment,
                 submitted.build_id,
                 submitted.build_key,
+                tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
             )
             image = await writer.build(staging, work, labels)
             ref = ImageRef(

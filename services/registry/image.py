@@ -45,6 +45,7 @@ class ImageLabels:
     environment: str
     build_id: int
     build_key: str
+    pip_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,11 @@ class ImageWriter:
                     f"{LABEL_PREFIX}.build-key": labels.build_key,
                     f"{LABEL_PREFIX}.prefix": prefix,
                     f"{LABEL_PREFIX}.packages": " ".join(packages),
+                    **(
+                        {f"{LABEL_PREFIX}.pip-packages": " ".join(labels.pip_packages)}
+                        if labels.pip_packages
+                        else {}
+                    ),
                     "org.opencontainers.image.title": f"{labels.namespace}/{labels.environment}",
                 },
             },

@@ -4,6 +4,7 @@ rattler's ``alternative_target_prefix`` writes the files into ``staging`` but pa
 placeholders (shebangs, ``sysconfigdata``, pkg-config files...) for ``image_prefix``, so every
 path is right once the files sit at ``image_prefix`` inside the image. Packages come from the
 shared package cache the packer also uses, so an image build after a pack downloads nothing.
+The lockfile's pip pins follow, installed by the environment's own pip.
 """
 
 from __future__ import annotations
@@ -12,35 +13,17 @@ import asyncio
 from pathlib import Path
 
 import rattler
-from rattler import LockFile
 
+from shared.lockfile import PipPin
 from shared.logging import get_logger
+from shared.pip_install import install_pip
+from shared.settings import Settings
+
+from .retarget import retarget_pip_scripts
 
 log = get_logger(__name__)
 
 IMAGE_PLATFORM = "linux-64"
-
-
-class LockfileError(ValueError):
-    """The lockfile has nothing installable for the image platform."""
-
-
-def lockfile_records(lockfile_path: Path, platform: str = IMAGE_PLATFORM) -> list:  # type: ignore[type-arg]
-    """The conda records of a conda-lock v1 (or pixi) lockfile for ``platform``."""
-    lock = LockFile.from_path(lockfile_path)
-    env = lock.default_environment()
-    if env is None:
-        raise LockfileError("the lockfile has no default environment")
-    lock_platform = next((p for p in env.platforms() if p.name == platform), None)
-    records = env.conda_repodata_records_for_platform(lock_platform) if lock_platform else None
-    if not records:
-        raise LockfileError(f"the lockfile has no conda packages for {platform}")
-    pypi = env.pypi_packages_for_platform(lock_platform) or []
-    if pypi:
-        # pip packages are installed by the packer into the archive; the image carries the
-        # conda part only (see the issue notes).
-        log.warning("pip packages are not in the image", count=len(pypi))
-    return list(records)
 
 
 async def install_for_image(
@@ -59,3 +42,13 @@ async def install_for_image(
         show_progress=False,
         execute_link_scripts=False,
     )
+
+
+async def install_pip_for_image(
+    staging: Path, pins: list[PipPin], image_prefix: str, settings: Settings, workdir: Path
+) -> None:
+    """pip-install the lockfile's pip pins into ``staging`` as the packer does into its
+    prefix, without ``.pyc`` files (they embed mtimes), then retarget pip's scripts."""
+    await install_pip(staging, pins, settings, workdir, compile_bytecode=False)
+    scripts = await asyncio.to_thread(retarget_pip_scripts, staging, image_prefix)
+    log.info("pip packages installed", count=len(pins), scripts=len(scripts))

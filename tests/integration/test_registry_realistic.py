@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from services.registry.blobs import Blobs
 from shared.settings import Settings
+from tests.channels.wheels import make_wheel
 from tests.harness.fixtures_stack import Stack
 from tests.integration.test_registry import serve_registry, token
 from tests.integration.test_registry_support import (
@@ -22,6 +24,7 @@ from tests.integration.test_registry_support import (
 pytestmark = pytest.mark.slow
 
 NUMPY_VERSION = "2.4.6"
+IMPORT_BOTH = "import numpy, tomli; print(numpy.__version__)"
 
 
 async def run_in_runc(
@@ -50,14 +53,26 @@ async def run_in_runc(
     return ran.out
 
 
-async def test_pulled_image_runs_numpy_under_runc(
+async def test_pulled_image_runs_numpy_and_pip_packages_under_runc(
     stack: Stack,
     settings: Settings,
     local_artifact_store,
     realistic_channel,
     tmp_path: Path,  # type: ignore[no-untyped-def]  # noqa: E501
 ) -> None:
-    lockfile = await solve_lockfile(realistic_channel.url, ["python", "numpy"], tmp_path / "gw")
+    wheels = [
+        next(realistic_channel.wheels_dir.glob("tomli-*.whl")),
+        make_wheel(
+            tmp_path / "wheels",
+            "hello_pip",
+            "1.0",
+            "def main():\n    print('hello from pip')\n",
+            {"hello-pip": "hello_pip:main"},
+        ),
+    ]
+    lockfile = await solve_lockfile(
+        realistic_channel.url, ["python", "numpy", "pip"], tmp_path / "gw", wheels
+    )
     async with serve_registry(stack, settings, local_artifact_store) as served:
         build_id = await submit_packed(
             stack.store,
@@ -68,15 +83,32 @@ async def test_pulled_image_runs_numpy_under_runc(
             ["numpy"],
             lockfile,  # noqa: E501
         )
-        await wait_image(stack.store, build_id, timeout=180)
+        pushed = await wait_image(stack.store, build_id, timeout=180)
         await stack.projected()
         out = await run_in_runc(
             served.host,
             "default/numpy:latest",
-            ["python", "-c", "import numpy; print(numpy.__version__)"],
+            ["/bin/sh", "-c", f"python -c '{IMPORT_BOTH}' && hello-pip"],
             tmp_path,
         )
-        assert out.strip() == NUMPY_VERSION
+        assert out.split() == [NUMPY_VERSION, "hello", "from", "pip"]
+
+        blobs = Blobs(local_artifact_store)
+        manifest = json.loads(await blobs.get_bytes(pushed.manifest_digest))
+        config = json.loads(await blobs.get_bytes(manifest["config"]["digest"]))
+        labels = config["config"]["Labels"]
+        assert labels["org.conda-store.pip-packages"] == "tomli==2.5.0 hello-pip==1.0"
+
+        # pip's part is reproducible too: no .pyc mtimes, no staging path left in a script
+        builder = served.registry.builder
+        builder.layer_cache.root = builder.layer_cache.root / "fresh"
+        events = await stack.store.read_stream(f"build-{build_id}")
+        again = await builder.build_and_push(
+            events[0].payload(),  # type: ignore[arg-type]
+            next(e.data["lockfile_key"] for e in events if e.type == "Solved"),
+            stack.store,
+        )
+        assert again.digest == pushed.manifest_digest
 
 
 async def test_on_demand_image_on_first_pull(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,11 @@ from shared.spec import CondaSpecification
 from shared.submission import submit_specification
 
 
-async def solve_lockfile(channel_url: str, specs: list[str], cache: Path) -> str:
-    """A conda-lock v1 lockfile (text) for ``specs`` solved with rattler on linux-64."""
+async def solve_lockfile(
+    channel_url: str, specs: list[str], cache: Path, wheels: Sequence[Path] = ()
+) -> str:
+    """A conda-lock v1 lockfile (text) for ``specs`` solved with rattler on linux-64, with
+    ``wheels`` (files named ``<name>-<version>-…``) as its pip pins."""
     records = await rattler.solve(
         sources=[rattler.Channel(channel_url)],
         specs=[rattler.MatchSpec(s) for s in specs],
@@ -50,6 +55,20 @@ async def solve_lockfile(channel_url: str, specs: list[str], cache: Path) -> str
                 url=r.url,
                 hash=HashModel(md5=r.md5.hex(), sha256=r.sha256.hex() if r.sha256 else None),
                 build=str(r.build),
+                categories={"main"},
+            )
+        )
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        packages.append(
+            LockedDependency(
+                name=name,
+                version=version,
+                manager="pip",
+                platform="linux-64",
+                dependencies={},
+                url=wheel.as_uri(),
+                hash=HashModel(sha256=hashlib.sha256(wheel.read_bytes()).hexdigest()),
                 categories={"main"},
             )
         )

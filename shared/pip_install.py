@@ -1,0 +1,113 @@
+"""Installing a lockfile's pip pins into a prefix with ``--no-deps`` (the solver pinned them).
+
+The packer installs them into its build prefix and the image builder into its staging
+prefix, the same way: the environment's own pip when it has one, uv otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.lockfile import PipPin, UserError
+from shared.settings import Settings
+
+
+def _pip_requirement(pin: PipPin, with_hash: bool) -> str:
+    req = f"{pin.name} @ {pin.url}" if pin.url else f"{pin.name}=={pin.version}"
+    if with_hash and pin.sha256:
+        req += f" --hash=sha256:{pin.sha256}"
+    return req
+
+
+def pip_requirements(pins: Sequence[PipPin]) -> str:
+    """A requirements file: the locked file URL when known, hashes when every pin has one
+    (pip's hash-checking mode is all or nothing)."""
+    hashed = all(p.sha256 for p in pins)
+    return "".join(_pip_requirement(p, hashed) + "\n" for p in pins)
+
+
+def _index_args(settings: Settings) -> list[str]:
+    args: list[str] = []
+    if settings.pip_no_index:
+        args.append("--no-index")
+    elif settings.pip_index_url:
+        args += ["--index-url", settings.pip_index_url]
+    if settings.pip_find_links:
+        args += ["--find-links", settings.pip_find_links]
+    return args
+
+
+def pip_command(
+    prefix: Path, requirements: Path, settings: Settings, *, compile_bytecode: bool = True
+) -> list[str]:
+    """The environment's own pip when it has one; otherwise uv, aimed at the environment's
+    python (a spec may ask for pip packages without listing ``pip`` itself). uv never
+    compiles; ``compile_bytecode=False`` stops pip too (``.pyc`` files embed source mtimes,
+    which reproducible images cannot have)."""
+    python = prefix / "bin" / "python"
+    common = ["--no-deps", "-r", str(requirements), *_index_args(settings)]
+    if any((prefix / "lib").glob("python*/site-packages/pip/__init__.py")):
+        return [
+            str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
+            "--no-warn-script-location", "--no-cache-dir",
+            *([] if compile_bytecode else ["--no-compile"]), *common,
+        ]  # fmt: skip
+    from uv import find_uv_bin
+
+    return [find_uv_bin(), "pip", "install", "--python", str(python), "--no-cache", *common]
+
+
+def _write_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+async def install_pip(
+    prefix: Path,
+    pins: Sequence[PipPin],
+    settings: Settings,
+    workdir: Path,
+    *,
+    compile_bytecode: bool = True,
+) -> list[str]:
+    """``pip install --no-deps`` of the locked pins into ``prefix``; returns pip's output lines.
+
+    pip's refusals (a missing wheel, a hash mismatch, a bad index) are UserErrors: the same
+    lockfile would fail the same way on a retry. The subprocess is killed if we are cancelled.
+    """
+    if not pins:
+        return []
+    requirements = workdir / "pip-requirements.txt"
+    await asyncio.to_thread(_write_file, requirements, pip_requirements(pins))
+    env = {
+        "PATH": f"{prefix / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": os.environ.get("HOME", str(workdir)),
+        "PIP_NO_INPUT": "1",
+        "PYTHONNOUSERSITE": "1",
+        "LANG": "C.UTF-8",
+    }
+    if not compile_bytecode:  # nor the .pyc of pip's own modules, as it runs
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    proc = await asyncio.create_subprocess_exec(
+        *pip_command(prefix, requirements, settings, compile_bytecode=compile_bytecode),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=workdir,
+    )
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    lines = out.decode(errors="replace").splitlines()
+    if proc.returncode != 0:
+        tail = "\n".join(lines[-30:])
+        raise UserError(f"pip install failed (exit {proc.returncode}):\n{tail}")
+    return lines

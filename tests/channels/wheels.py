@@ -1,0 +1,41 @@
+"""Small pure-Python wheels made on the spot, for tests that need a console script."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+
+def _record_row(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def make_wheel(
+    dest: Path, name: str, version: str, module_source: str, scripts: dict[str, str]
+) -> Path:
+    """``<name>-<version>-py3-none-any.whl`` in ``dest``: one module named ``name`` and the
+    console ``scripts`` (script name → ``module:function``)."""
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": module_source.encode(),
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+        f"{dist_info}/entry_points.txt": (
+            "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in scripts.items())
+        ).encode(),
+    }
+    record = [_record_row(k, v) for k, v in files.items()] + [f"{dist_info}/RECORD,,"]
+    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for arcname, data in files.items():
+            zf.writestr(zipfile.ZipInfo(arcname, (1980, 1, 1, 0, 0, 0)), data)
+    return wheel

@@ -17,7 +17,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from shared.auth import AuthenticationToken, encode_token
+from shared.embedded.ports import free_port
 from shared.embedded.postgres import PostgresCluster
 from shared.events import NamespaceCreated, PackageRef, Solved, SpecSubmitted, new_event
 from shared.eventstore import Append, EventStore
@@ -78,12 +78,6 @@ async def seed(store: EventStore, envs: int, packages: int) -> None:
     if batch:
         await store.append_many(batch)
     await store.pool.execute(f"SELECT setval('build_id_seq', {envs})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_api(dsn: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ import httpx
 from services.api.audit import run_audit
 from services.api.config import ApiConfig
 from shared.buildlog import BuildLog
+from shared.embedded.ports import free_port
 from shared.events import BuildStarted, NamespaceCreated
 from tests.fixtures.api import ApiHarness, api, seed_env, spec_event  # noqa: F401
 from tests.harness.serving import serve_healthy
@@ -54,12 +54,6 @@ async def test_audit_prints_who_did_what(api: ApiHarness, capsys: Any) -> None: 
     printed = await asyncio.wait_for(run_audit(api.state.settings, since_seq=1, limit=1), 10)
     assert printed == 1
     assert "seed NamespaceCreated x" in capsys.readouterr().out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_live_log_streams_until_terminal(api: ApiHarness, tmp_path: Any) -> None:  # noqa: F811

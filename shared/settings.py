@@ -110,9 +110,15 @@ class Settings(BaseSettings):
     )
     registry_base_image: str | None = Field(
         default=None,
-        description="Upstream base image (e.g. docker.io/library/debian:bookworm-slim) whose "
-        "layers go under every image; unset means the offline base (busybox + host glibc).",
+        description="Upstream base image (e.g. docker.io/library/debian:bookworm-slim, best "
+        "pinned by digest) whose layers go under every image; it must provide glibc. Unset "
+        "means the offline base (busybox + the host's glibc and linked libraries).",
     )
+    registry_base_insecure: bool = Field(
+        default=False, description="Pull the base image over plain HTTP (a private registry)."
+    )
+    registry_base_username: str | None = None
+    registry_base_password: str | None = None
     dynamic_image_channels: list[str] = Field(
         default_factory=lambda: ["conda-forge"],
         description="Channels of on-demand images (conda-store-dynamic/...).",

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from shared.artifacts import ArtifactStore
 from shared.bus.consumer import HandlerContext, Worker
 from shared.events import (
@@ -32,9 +34,10 @@ from shared.logging import get_logger
 from shared.settings import Settings
 
 from .blobs import Blobs, ImageRef, blob_key, gc_lock
-from .image import BuiltImage, ImageLabels, ImageWriter, LayerCache
+from .image import BuiltImage, ImageLabels, ImageWriter, Layer, LayerCache, UpstreamBase
 from .install import IMAGE_PLATFORM, install_for_image, install_pip_for_image
 from .oci import OCI_CONFIG, OCI_MANIFEST
+from .upstream import ResolvedBaseCache, UpstreamError, UpstreamRegistry, parse_reference
 
 log = get_logger(__name__)
 
@@ -56,6 +59,17 @@ class ImageBuilder(Worker):
         self.pkgs_cache = cache / "pkgs"
         self.layer_cache = LayerCache(cache / "oci-layers")
         self.work_root = cache / "registry-work"
+        self.upstream = (
+            UpstreamRegistry(
+                parse_reference(settings.registry_base_image),
+                insecure=settings.registry_base_insecure,
+                username=settings.registry_base_username,
+                password=settings.registry_base_password,
+            )
+            if settings.registry_base_image
+            else None
+        )
+        self.resolved_bases = ResolvedBaseCache(cache / "oci-base")
 
     async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
         packed = event.payload()
@@ -110,7 +124,7 @@ class ImageBuilder(Worker):
                 submitted.build_key,
                 tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
             )
-            image = await writer.build(staging, work, labels)
+            image = await writer.build(staging, work, labels, await self._upstream_base(work))
             ref = ImageRef(
                 build_id=submitted.build_id,
                 namespace=submitted.namespace,
@@ -122,6 +136,34 @@ class ImageBuilder(Worker):
                 await self.blobs.write_ref(ref)
                 await self._upload(image)
             return image
+
+    async def _upstream_base(self, work: Path) -> UpstreamBase | None:
+        """The configured base image's layers, each downloaded only if not stored yet."""
+        if self.upstream is None:
+            return None
+        reference = str(self.upstream.ref)
+        try:
+            resolved = await self.upstream.resolve()
+            await asyncio.to_thread(self.resolved_bases.put, resolved)
+        except (UpstreamError, httpx.HTTPError) as exc:
+            known = await asyncio.to_thread(self.resolved_bases.get, reference)
+            if known is None:
+                raise UpstreamError(f"base image {reference}: {exc}") from exc
+            log.warning("base image unreachable; using its last resolution", error=str(exc))
+            resolved = known
+        layers = []
+        for i, blob in enumerate(resolved.layers):
+            path = None
+            if not await self.blobs.has(blob.digest):
+                path = work / f"upstream-{i}.blob"
+                await self.upstream.download(blob.digest, path)
+            layers.append(
+                Layer(
+                    "upstream", blob.digest, resolved.diff_ids[i], blob.size, path, blob.media_type
+                )
+            )
+        log.info("base image", reference=reference, digest=resolved.digest, layers=len(layers))
+        return UpstreamBase(layers, resolved.config)
 
     async def _upload(self, image: BuiltImage) -> None:
         uploaded = 0

@@ -19,6 +19,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import base
 from .layers import Entry, LayerBlob, write_layer
@@ -57,6 +58,16 @@ class Layer:
     diff_id: str
     size: int
     path: Path | None = None
+    media_type: str = OCI_LAYER_GZIP
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamBase:
+    """A configured upstream base image: its layers (downloaded, or already stored) and its
+    config, whose ``Env``, ``Cmd``, ``Entrypoint``, ``User`` and labels the image keeps."""
+
+    layers: list[Layer]
+    config: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -142,17 +153,25 @@ class ImageWriter:
             self.cache.put(key, Layer(name, blob.digest, blob.diff_id, blob.size))
         return layer
 
-    async def build(self, staging: Path, work: Path, labels: ImageLabels) -> BuiltImage:
-        """Write every new layer into ``work`` and return the image documents."""
-        plan = await asyncio.to_thread(plan_layers, staging, self.image_prefix)
+    async def _offline_base(self, staging: Path, work: Path) -> list[Awaitable[Layer]]:
+        """busybox, the host's glibc and the libraries the environment links against."""
         core = await asyncio.to_thread(base.core_entries)
         taken = {e.arcname for e in core}
         libs = await asyncio.to_thread(base.library_entries, staging, taken)
-        jobs = [
-            self._layer("base", core, _entries_key(core), work / "base.tar.gz"),
-        ]
+        jobs = [self._layer("base", core, _entries_key(core), work / "base.tar.gz")]
         if libs:
             jobs.append(self._layer("libs", libs, _entries_key(libs), work / "libs.tar.gz"))
+        return jobs
+
+    async def build(
+        self, staging: Path, work: Path, labels: ImageLabels, upstream: UpstreamBase | None = None
+    ) -> BuiltImage:
+        """Write every new layer into ``work`` and return the image documents; the layers sit
+        on ``upstream`` when given, else on the offline base."""
+        plan = await asyncio.to_thread(plan_layers, staging, self.image_prefix)
+        jobs: list[Awaitable[Layer]] = []
+        if upstream is None:
+            jobs += await self._offline_base(staging, work)
         for i, package in enumerate(plan.packages):
             entries = prefix_entries(staging, self.image_prefix, package.files)
             jobs.append(
@@ -161,10 +180,14 @@ class ImageWriter:
         rest = prefix_entries(staging, self.image_prefix, plan.rest)
         jobs.append(self._layer("environment", rest, None, work / "rest.tar.gz"))
         layers = list(await asyncio.gather(*jobs))
-        config = canonical_json(self._config(layers, labels, plan.all_packages))
+        document = self._config(layers, labels, plan.all_packages)
+        if upstream is not None:
+            layers = [*upstream.layers, *layers]
+            document = on_upstream(document, upstream, self.image_prefix)
+        config = canonical_json(document)
         manifest = image_manifest(
             Descriptor(OCI_CONFIG, sha256_digest(config), len(config)),
-            [Descriptor(OCI_LAYER_GZIP, layer.digest, layer.size) for layer in layers],
+            [Descriptor(layer.media_type, layer.digest, layer.size) for layer in layers],
         )
         return BuiltImage(canonical_json(manifest), config, layers)
 
@@ -202,3 +225,32 @@ class ImageWriter:
                 {"created": EPOCH, "created_by": f"conda-store: {layer.name}"} for layer in layers
             ],
         }
+
+
+def on_upstream(document: dict[str, Any], upstream: UpstreamBase, prefix: str) -> dict[str, Any]:
+    """An image config for our layers stacked on ``upstream``: its layers and history first;
+    its environment, command, user and labels kept, with the environment's ``bin`` put first
+    on its ``PATH``."""
+    ours = document["config"]
+    theirs = upstream.config.get("config") or {}
+    env = [e for e in theirs.get("Env") or [] if not e.startswith("PATH=")]
+    their_path = next(
+        (e[5:] for e in theirs.get("Env") or [] if e.startswith("PATH=")), DEFAULT_PATH
+    )
+    names = {e.split("=", 1)[0] for e in env}
+    env = [f"PATH={prefix}/bin:{their_path}", *env]
+    env += [e for e in ours["Env"] if e.split("=", 1)[0] not in names | {"PATH"}]
+    config = {**theirs, "Env": env, "Labels": {**(theirs.get("Labels") or {}), **ours["Labels"]}}
+    if not theirs.get("Cmd") and not theirs.get("Entrypoint"):
+        config["Cmd"] = ours["Cmd"]
+    config.setdefault("WorkingDir", ours["WorkingDir"])
+    history = upstream.config.get("history") or [
+        {"created": EPOCH, "created_by": "upstream base layer"} for _ in upstream.layers
+    ]
+    base_ids = upstream.config.get("rootfs", {}).get("diff_ids", [])
+    return {
+        **document,
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [*base_ids, *document["rootfs"]["diff_ids"]]},
+        "history": [*history, *document["history"]],
+    }

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +24,13 @@ import httpx
 
 from shared.artifacts import LocalArtifactStore
 from shared.embedded.nats import NatsServer
-from shared.embedded.ports import free_port
 from shared.embedded.postgres import PostgresCluster
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.channels.realistic import build_realistic_channel
 from tests.channels.server import ChannelServer
 from tests.harness.fixtures_stack import Stack
+from tests.harness.reference_registry import start_reference_registry
 from tests.integration.test_registry import serve_registry
 from tests.integration.test_registry_support import (
     run,
@@ -43,36 +42,6 @@ from tests.integration.test_registry_support import (
 
 IMAGE = "default/bench"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
-
-
-def start_reference(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    root.mkdir(parents=True, exist_ok=True)
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, f"127.0.0.1:{port}"
-
-
-async def wait_http(url: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                await client.get(url)
-                return
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-    raise TimeoutError(url)
 
 
 async def pull(host: str, out: Path) -> float:
@@ -111,7 +80,7 @@ async def main(rounds: int, heads: int) -> None:
     nats = NatsServer(tmp / "nats")
     nats.start()
     channel_dir = build_realistic_channel(tmp / "channel")
-    reference, ref_host = start_reference(tmp / "reference")
+    reference, ref_host = start_reference_registry(tmp / "reference")
     try:
         with ChannelServer(channel_dir) as channel:
             settings = Settings(
@@ -132,7 +101,6 @@ async def main(rounds: int, heads: int) -> None:
                     )
                     await wait_image(store, build_id, timeout=300)
                     await stack.projected()
-                    await wait_http(f"http://{ref_host}/v2/")
                     copied = await run(
                         *skopeo(
                             "copy",

@@ -15,6 +15,7 @@ from tests.harness.fixtures_stack import Stack
 from tests.integration.test_registry import serve_registry, token
 from tests.integration.test_registry_support import (
     run,
+    run_in_runc,
     skopeo,
     solve_lockfile,
     submit_packed,
@@ -25,32 +26,6 @@ pytestmark = pytest.mark.slow
 
 NUMPY_VERSION = "2.4.6"
 IMPORT_BOTH = "import numpy, tomli; print(numpy.__version__)"
-
-
-async def run_in_runc(
-    host: str, image: str, args: list[str], tmp_path: Path, creds: str | None = None
-) -> str:  # noqa: E501
-    """skopeo copy → OCI layout, umoci unpack, runc run; returns stdout."""
-    layout = tmp_path / "layout"
-    auth = ["--src-creds", creds] if creds else []
-    copied = await run(
-        *skopeo(
-            "copy", "--src-tls-verify=false", *auth, f"docker://{host}/{image}", f"oci:{layout}:img"
-        ),  # noqa: E501
-        timeout=600,
-    )
-    assert copied.code == 0, copied.err
-    bundle = tmp_path / "bundle"
-    unpacked = await run("umoci", "unpack", "--image", f"{layout}:img", str(bundle))
-    assert unpacked.code == 0, unpacked.err
-    config_path = bundle / "config.json"
-    config = json.loads(config_path.read_text())
-    config["process"]["args"] = args
-    config["process"]["terminal"] = False
-    config_path.write_text(json.dumps(config))
-    ran = await run("runc", "run", "--bundle", str(bundle), f"cs-test-{tmp_path.name}"[:60])
-    assert ran.code == 0, ran.err + ran.out
-    return ran.out
 
 
 async def test_pulled_image_runs_numpy_and_pip_packages_under_runc(

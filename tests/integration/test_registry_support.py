@@ -142,3 +142,29 @@ async def run(*args: str, timeout: float = 120.0) -> Run:
 
 def skopeo(*args: str) -> list[str]:
     return ["skopeo", "--insecure-policy", *args]
+
+
+async def run_in_runc(
+    host: str, image: str, args: list[str], tmp_path: Path, creds: str | None = None
+) -> str:  # noqa: E501
+    """skopeo copy → OCI layout, umoci unpack, runc run; returns stdout."""
+    layout = tmp_path / "layout"
+    auth = ["--src-creds", creds] if creds else []
+    copied = await run(
+        *skopeo(
+            "copy", "--src-tls-verify=false", *auth, f"docker://{host}/{image}", f"oci:{layout}:img"
+        ),  # noqa: E501
+        timeout=600,
+    )
+    assert copied.code == 0, copied.err
+    bundle = tmp_path / "bundle"
+    unpacked = await run("umoci", "unpack", "--image", f"{layout}:img", str(bundle))
+    assert unpacked.code == 0, unpacked.err
+    config_path = bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    config["process"]["args"] = args
+    config["process"]["terminal"] = False
+    config_path.write_text(json.dumps(config))
+    ran = await run("runc", "run", "--bundle", str(bundle), f"cs-test-{tmp_path.name}"[:60])
+    assert ran.code == 0, ran.err + ran.out
+    return ran.out

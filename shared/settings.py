@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         default=0.0, description="Test-only: sleep this long in the solver before committing."
     )
     packer_concurrency: int = 2
+    packer_pkgs_cache_gb: float = Field(
+        default=50.0,
+        description="Cap on rattler's extracted package cache shared by packers and image "
+        "builders (least recently used go first, never while an install links); 0 means no cap.",
+    )
     packer_segment_cache_gb: float = Field(
         default=20.0,
         description="Cap on the compressed package members the packer reuses (least recently"

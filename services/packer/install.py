@@ -17,15 +17,12 @@ from pathlib import Path
 import rattler
 
 from shared.lockfile import UserError
+from shared.package_cache import installing
 from shared.settings import Settings
 
 MAX_PREFIX_LENGTH = 255
 PREFIX_TOO_LONG = "build_path too long: must be <= 255 characters"
 """conda-store's ``status_info`` for this case, word for word."""
-
-
-def package_cache_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir).absolute() / "cache" / "pkgs"
 
 
 def build_prefix(settings: Settings, build_id: int) -> Path:
@@ -67,23 +64,24 @@ async def install_conda(
     working after its Python future is cancelled), so that the caller can then delete the
     prefix without racing rattler's writers.
     """
-    await asyncio.to_thread(cache_dir.mkdir, parents=True, exist_ok=True)
-    task = asyncio.ensure_future(
-        rattler.install(
-            list(records),
-            prefix,
-            cache_dir=cache_dir,
-            show_progress=False,
-            reporter=reporter,
-            execute_link_scripts=False,
-        )
-    )
     try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await task
-        raise
+        async with installing(cache_dir, records):
+            task = asyncio.ensure_future(
+                rattler.install(
+                    list(records),
+                    prefix,
+                    cache_dir=cache_dir,
+                    show_progress=False,
+                    reporter=reporter,
+                    execute_link_scripts=False,
+                )
+            )
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                with contextlib.suppress(BaseException):
+                    await task
+                raise
     except Exception as exc:
         text = str(exc)
         if type(exc).__name__ == "InstallerError" and _is_missing_package(text):

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +30,8 @@ from shared.events import BuildFailed, EventData, Packed, RecordedEvent, Solved,
 from shared.eventstore import Append, EventStore
 from shared.lockfile import UserError, read_lockfile
 from shared.logging import get_logger
+from shared.package_cache import package_cache_dir
+from shared.package_cache import prune as prune_package_cache
 from shared.pip_install import install_pip
 from shared.settings import Settings
 
@@ -39,7 +42,6 @@ from .install import (
     check_prefix_length,
     clean_prefix,
     install_conda,
-    package_cache_dir,
     remove_tree,
 )
 from .logs import InstallReporter, PackerLog, describe_error
@@ -240,7 +242,7 @@ class PackerWorker(Worker):
         )
 
         await asyncio.to_thread(self.archives.put, reuse_key, archive, size, build_id)
-        await self._prune_segments()
+        await self._prune_caches()
 
         progress.phase = "upload"
         key = archive_key(build_id)
@@ -261,18 +263,27 @@ class PackerWorker(Worker):
             packages=list(solved.packages),
         )
 
-    async def _prune_segments(self) -> None:
-        """Keep the package members under their cap; a cache, so failures are only logged."""
-        cap = self.settings.packer_segment_cache_gb
-        if cap <= 0:
-            return
-        try:
-            freed = await asyncio.to_thread(self.segments.prune, int(cap * 1e9))
-        except OSError:
-            log.warning("pruning pack segments failed", exc_info=True)
-            return
-        if freed:
-            log.info("pack segments pruned", freed_bytes=freed)
+    async def _prune_caches(self) -> None:
+        """Keep the package members and rattler's package cache under their caps; they are
+        caches, so failures are only logged."""
+        cache = package_cache_dir(self.settings)
+        for name, cap, prune in (
+            ("pack segments", self.settings.packer_segment_cache_gb, self.segments.prune),
+            (
+                "package cache",
+                self.settings.packer_pkgs_cache_gb,
+                partial(prune_package_cache, cache),
+            ),
+        ):
+            if cap <= 0:
+                continue
+            try:
+                freed = await asyncio.to_thread(prune, int(cap * 1e9))
+            except OSError:
+                log.warning("cache prune failed", cache=name, exc_info=True)
+                continue
+            if freed:
+                log.info("cache pruned", cache=name, freed_bytes=freed)
 
     async def _reuse(
         self, solved: Solved, plog: PackerLog, cached: CachedArchive, started: float

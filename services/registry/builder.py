@@ -31,6 +31,7 @@ from shared.events import (
 from shared.eventstore import Append, EventStore
 from shared.lockfile import UserError, read_lockfile
 from shared.logging import get_logger
+from shared.package_cache import package_cache_dir
 from shared.settings import Settings
 
 from .blobs import Blobs, ImageRef, blob_key, gc_lock
@@ -56,7 +57,7 @@ class ImageBuilder(Worker):
         self.settings = settings
         self.image_prefix = settings.registry_image_prefix
         cache = Path(settings.data_dir) / "cache"
-        self.pkgs_cache = cache / "pkgs"
+        self.pkgs_cache = package_cache_dir(settings)
         self.layer_cache = LayerCache(cache / "oci-layers")
         self.work_root = cache / "registry-work"
         self.upstream = (

@@ -16,6 +16,7 @@ import rattler
 
 from shared.lockfile import PipPin
 from shared.logging import get_logger
+from shared.package_cache import installing
 from shared.pip_install import install_pip
 from shared.settings import Settings
 
@@ -33,15 +34,15 @@ async def install_for_image(
     cache_dir: Path,
 ) -> None:
     """Install ``records`` into ``staging`` with every path patched for ``image_prefix``."""
-    await asyncio.to_thread(cache_dir.mkdir, parents=True, exist_ok=True)
-    await rattler.install(
-        records,
-        target_prefix=staging,
-        cache_dir=cache_dir,
-        alternative_target_prefix=image_prefix,
-        show_progress=False,
-        execute_link_scripts=False,
-    )
+    async with installing(cache_dir, records):
+        await rattler.install(
+            records,
+            target_prefix=staging,
+            cache_dir=cache_dir,
+            alternative_target_prefix=image_prefix,
+            show_progress=False,
+            execute_link_scripts=False,
+        )
 
 
 async def install_pip_for_image(

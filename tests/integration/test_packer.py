@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from services.packer.cancel import listen_for_cancels
-from services.packer.install import PREFIX_TOO_LONG, build_prefix, package_cache_dir
+from services.packer.install import PREFIX_TOO_LONG, build_prefix
 from services.packer.pack import segment_cache_dir
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
@@ -34,6 +34,7 @@ from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
 from shared.events import BuildCanceled, new_event
 from shared.eventstore import EventStore
+from shared.package_cache import package_cache_dir
 from shared.settings import Settings
 from shared.spec import parse_specification
 from shared.submission import submit_specification
@@ -424,6 +425,24 @@ async def test_too_long_prefix_fails_with_conda_store_reason(
     log = (await run.artifacts.get_bytes(failed.data["logs_key"])).decode()
     assert log.rstrip().endswith(PREFIX_TOO_LONG)
     assert "(attempt 1 of" in log and "attempt 2" not in log  # not retried
+    if run.resolver is not None and run.resolver.indexer is not None:
+        await run.resolver.indexer.wait_idle()
+
+
+async def test_capped_package_cache_is_pruned_and_builds_refetch(
+    stack: Stack, event_store: EventStore, settings: Settings, tiny_channel: ServedChannel
+) -> None:
+    s = packer_settings(settings, packer_pkgs_cache_gb=1e-9)  # one byte: prune everything
+    run = Running(stack, event_store, s, artifact_store_from_settings(s))
+    await run.start_solver()
+    await run.start_packer()
+    cache = package_cache_dir(s)
+    for name, deps in (("one", ("bar",)), ("two", ("baz",)), ("three", ("bar", "baz"))):
+        build_id = await submit(event_store, spec_text(name, tiny_channel.url, *deps))
+        row = await wait_build(stack, build_id)
+        assert row["status"] == "COMPLETED", row["status_info"]
+        # pruned after packing; the next build extracts what it needs again
+        assert not [p for p in cache.iterdir() if not p.name.startswith(".")]
     if run.resolver is not None and run.resolver.indexer is not None:
         await run.resolver.indexer.wait_idle()
 

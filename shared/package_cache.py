@@ -1,0 +1,109 @@
+"""rattler's package cache (``<data_dir>/cache/pkgs``), shared by packers and image builders,
+kept under a size cap.
+
+rattler extracts each package once into ``<name>-<version>-<build>/`` (beside a ``.lock``
+file) and never deletes any. Every install here holds a shared ``flock`` on
+``.conda-store-in-use`` while it links; pruning takes that lock exclusively without waiting,
+so it only runs while no install on this disk is linking and no build loses a package under
+its feet. Prefixes already built keep their files: they are hard links. Entries are ranked by
+when an install last used them (the directory's mtime, touched after each install).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from shared.settings import Settings
+
+IN_USE = ".conda-store-in-use"
+
+
+def package_cache_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir).absolute() / "cache" / "pkgs"
+
+
+def _lock(cache_dir: Path, mode: int) -> int:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cache_dir / IN_USE, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.asynccontextmanager
+async def installing(cache_dir: Path, records: Iterable[Any] = ()) -> AsyncIterator[None]:
+    """Hold the cache against pruning while linking; afterwards mark ``records`` used."""
+    locking = asyncio.ensure_future(asyncio.to_thread(_lock, cache_dir, fcntl.LOCK_SH))
+    try:
+        fd = await asyncio.shield(locking)
+    except asyncio.CancelledError:  # the thread still takes the lock: give it back
+        with contextlib.suppress(Exception):
+            os.close(await locking)
+        raise
+    try:
+        yield
+        await asyncio.to_thread(mark_used, cache_dir, records)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def entry_name(record: Any) -> str:
+    """The cache directory rattler extracts a ``RepoDataRecord`` into."""
+    return f"{record.name.normalized}-{record.version}-{record.build}"
+
+
+def mark_used(cache_dir: Path, records: Iterable[Any]) -> None:
+    for record in records:
+        with contextlib.suppress(OSError):
+            os.utime(cache_dir / entry_name(record))
+
+
+def _size(directory: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def prune(cache_dir: Path, max_bytes: int) -> int:
+    """Delete least recently used entries until the cache fits in 90% of ``max_bytes``;
+    returns the bytes freed, 0 without touching anything while an install is linking."""
+    if not cache_dir.is_dir():
+        return 0
+    try:
+        fd = _lock(cache_dir, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0
+    try:
+        entries = []
+        for entry in cache_dir.iterdir():
+            if entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
+                continue
+            entries.append((entry.stat().st_mtime, _size(entry), entry))
+        total = sum(size for _, size, _ in entries)
+        if total <= max_bytes:
+            return 0
+        freed = 0
+        for _, size, entry in sorted(entries, key=lambda e: (e[0], e[2].name)):
+            if total - freed <= max_bytes * 0.9:
+                break
+            # the lock file first: without it rattler revalidates instead of trusting the dir
+            with contextlib.suppress(FileNotFoundError):
+                entry.with_name(f"{entry.name}.lock").unlink()
+            shutil.rmtree(entry, ignore_errors=True)
+            freed += size
+        return freed
+    finally:
+        os.close(fd)

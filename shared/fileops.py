@@ -1,4 +1,4 @@
-"""Copying file contents inside the kernel.
+"""File operations: copying contents inside the kernel, and atomic small writes.
 
 Archives and blobs are tens to hundreds of megabytes; passing them through Python buffers cost
 a measurable share of a build's CPU. ``copy_file_range`` (or ``sendfile``) moves the bytes
@@ -11,6 +11,8 @@ import errno
 import io
 import os
 import shutil
+import uuid
+from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 1 << 30
@@ -58,3 +60,16 @@ def _copy_file_range(in_fd: int, out_fd: int, offset: int) -> int:
 
 def _sendfile(in_fd: int, out_fd: int, offset: int) -> int:
     return os.sendfile(out_fd, in_fd, offset, _CHUNK)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` so readers see the old content or the new one, never a part (a temp
+    file in the same directory, then ``rename``); creates the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.fileops import write_text_atomic
+
 from . import base
 from .layers import Entry, LayerBlob, write_layer
 from .oci import (
@@ -102,19 +104,9 @@ class LayerCache:
         return Layer(data["name"], data["digest"], data["diff_id"], data["size"])
 
     def put(self, key: str, layer: Layer) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(
-            json.dumps(
-                {
-                    "name": layer.name,
-                    "digest": layer.digest,
-                    "diff_id": layer.diff_id,
-                    "size": layer.size,
-                }  # noqa: E501
-            )
-        )
-        os.replace(tmp, self.root / f"{key}.json")
+        fields = {"name": layer.name, "digest": layer.digest}
+        fields |= {"diff_id": layer.diff_id, "size": layer.size}
+        write_text_atomic(self.root / f"{key}.json", json.dumps(fields))
 
 
 def _entries_key(entries: list[Entry]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from shared.fileops import write_text_atomic
 from shared.logging import get_logger
 
 from .oci import (
@@ -246,14 +247,10 @@ class ResolvedBaseCache:
         return BaseImage(data["reference"], data["digest"], data["config"], layers)
 
     def put(self, base: BaseImage) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self._path(base.reference)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         doc = {
             "reference": base.reference,
             "digest": base.digest,
             "config": base.config,
             "layers": [d.to_json() for d in base.layers],
         }
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        write_text_atomic(self._path(base.reference), json.dumps(doc))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared import fileops
-from shared.fileops import copy_into
+from shared.fileops import copy_into, write_text_atomic
 
 
 def _cross_device(*args: object) -> int:
@@ -43,3 +43,11 @@ def test_streams_that_are_not_files_are_copied_through_a_buffer(tmp_path: Path) 
     with open(tmp_path / "out", "rb") as src:
         copy_into(src, target)
     assert target.getvalue() == data
+
+
+def test_write_text_atomic_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "dir" / "doc.json"
+    write_text_atomic(target, "first")
+    write_text_atomic(target, "second")
+    assert target.read_text() == "second"
+    assert [p.name for p in target.parent.iterdir()] == ["doc.json"]

@@ -40,7 +40,7 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode()
 
 
-def _update_record(record: Path, changed: dict[Path, bytes]) -> bool:
+def _update_record(record: Path, changed: dict[Path, bytes]) -> None:
     text = record.read_bytes().decode()  # keeps pip's \r\n line ends
     rows = list(csv.reader(io.StringIO(text)))
     touched = False
@@ -57,7 +57,6 @@ def _update_record(record: Path, changed: dict[Path, bytes]) -> bool:
         newline = "\r\n" if "\r\n" in text else "\n"
         csv.writer(out, lineterminator=newline).writerows(rows)
         record.write_bytes(out.getvalue().encode())
-    return touched
 
 
 def retarget_pip_scripts(staging: Path, image_prefix: str) -> list[str]:

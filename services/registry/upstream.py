@@ -169,16 +169,30 @@ class UpstreamRegistry:
         if not self._token:
             raise UpstreamError(f"no token from {fields['realm']}")
 
+    async def _send(
+        self, client: httpx.AsyncClient, path: str, accept: str | None = None
+    ) -> httpx.Response:
+        """GET ``path`` as a stream, answering one auth challenge; the caller closes it."""
+        for _ in range(2):
+            request = client.build_request(
+                "GET", f"{self.base_url}{path}", headers=self._headers(accept)
+            )
+            r = await client.send(request, stream=True)
+            if r.status_code != 401:
+                break
+            await r.aclose()
+            await self._authorize(client, r.headers.get("www-authenticate", ""))
+        if r.status_code != 200:
+            await r.aclose()
+            raise UpstreamError(f"GET {self.ref}{path} answered {r.status_code}")
+        return r
+
     async def _get(
         self, client: httpx.AsyncClient, path: str, accept: str | None = None
     ) -> httpx.Response:
-        for _ in range(2):
-            r = await client.get(f"{self.base_url}{path}", headers=self._headers(accept))
-            if r.status_code != 401:
-                break
-            await self._authorize(client, r.headers.get("www-authenticate", ""))
-        if r.status_code != 200:
-            raise UpstreamError(f"GET {self.ref}{path} answered {r.status_code}")
+        r = await self._send(client, path, accept)
+        await r.aread()
+        await r.aclose()
         return r
 
     async def resolve(self) -> BaseImage:
@@ -189,11 +203,12 @@ class UpstreamRegistry:
                 body = r.content
                 if reference.startswith("sha256:") and sha256_digest(body) != reference:
                     raise UpstreamError(f"manifest of {self.ref} does not match its digest")
-                media_type = json.loads(body).get("mediaType") or r.headers.get("content-type")
+                document = json.loads(body)
+                media_type = document.get("mediaType") or r.headers.get("content-type")
                 if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-                    reference = pick_platform(json.loads(body))
+                    reference = pick_platform(document)
                     continue
-                config_digest = json.loads(body)["config"]["digest"]
+                config_digest = document["config"]["digest"]
                 config = (await self._get(client, f"/blobs/{config_digest}")).content
                 return base_from_documents(str(self.ref), body, config)
         raise UpstreamError(f"{self.ref} is an index of indexes")
@@ -201,17 +216,11 @@ class UpstreamRegistry:
     async def download(self, digest: str, dest: Path) -> int:
         """Stream a blob to ``dest``, checking its digest; returns its size."""
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
-            url = f"{self.base_url}/blobs/{digest}"
-            for _ in range(2):
-                async with client.stream("GET", url, headers=self._headers()) as r:
-                    if r.status_code == 401:
-                        challenge = r.headers.get("www-authenticate", "")
-                    elif r.status_code != 200:
-                        raise UpstreamError(f"GET blob {digest} of {self.ref}: {r.status_code}")
-                    else:
-                        return await _save(r, digest, dest)
-                await self._authorize(client, challenge)
-        raise UpstreamError(f"{self.ref.registry} refused the blob {digest}")
+            r = await self._send(client, f"/blobs/{digest}")
+            try:
+                return await _save(r, digest, dest)
+            finally:
+                await r.aclose()
 
 
 async def _save(response: httpx.Response, digest: str, dest: Path) -> int:

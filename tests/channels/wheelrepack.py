@@ -128,7 +128,7 @@ def _entry_point_script(spec: str, python_xy: str) -> str:
     )
 
 
-def _record_line(rel: str, data: bytes) -> list[str]:
+def record_line(rel: str, data: bytes) -> list[str]:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return [rel, f"sha256={digest}", str(len(data))]
 
@@ -186,7 +186,7 @@ def stage_wheel(wheel: Path, staging: Path, python_xy: str) -> WheelInfo:
             if info.pure:
                 continue  # outside site-packages the installer decides; not listed, as conda
             rel_to_site = "../../../" + rel
-        rows.append(_record_line(rel_to_site, data))
+        rows.append(record_line(rel_to_site, data))
     rows.append([f"{info.dist_info}/RECORD", "", ""])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)

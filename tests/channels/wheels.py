@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import zipfile
 from pathlib import Path
 
-
-def _record_row(name: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
+from tests.channels.wheelrepack import record_line
 
 
 def make_wheel(
@@ -31,7 +26,7 @@ def make_wheel(
             "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in scripts.items())
         ).encode(),
     }
-    record = [_record_row(k, v) for k, v in files.items()] + [f"{dist_info}/RECORD,,"]
+    record = [",".join(record_line(k, v)) for k, v in files.items()] + [f"{dist_info}/RECORD,,"]
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
     dest.mkdir(parents=True, exist_ok=True)
     wheel = dest / f"{name}-{version}-py3-none-any.whl"

@@ -107,13 +107,13 @@ async def post_specification(
     try:
         if body.is_lockfile:
             if missing:
-                await create_namespace_events(state, namespace, caller.actor)
+                await create_namespace_events(state, namespace, caller.actor, exist_ok=True)
             data = await submit_lockfile(state.store, spec, namespace, actor=caller.actor)
         else:
             settings = await resolved_settings(state.pool, namespace, spec.name)
             normalize_specification(spec, settings)  # reject before anything is written
             if missing:
-                await create_namespace_events(state, namespace, caller.actor)
+                await create_namespace_events(state, namespace, caller.actor, exist_ok=True)
             data = await submit_specification(
                 state.store, spec, namespace, actor=caller.actor, settings=settings
             )

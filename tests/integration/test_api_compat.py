@@ -101,6 +101,13 @@ def api_routes(app: FastAPI) -> dict[str, set[str]]:
     }
 
 
+async def seeded_routes(h: ApiHarness) -> dict[str, set[str]]:
+    """The API routes of the harness's app, with ns1/env1 and builds 1 and 2 in place."""
+    await seed_env(h, "ns1", "env1", 1, 2)
+    await h.projected()
+    return api_routes(h.client._transport.app)  # type: ignore[attr-defined]
+
+
 def concrete(template: str) -> str:
     """A request path for a route template: ids are 1, names are names seeded by the test."""
     values = {"build_id": "1", "namespace": "ns1", "name": "env1", "environment": "env1"}
@@ -110,9 +117,7 @@ def concrete(template: str) -> str:
 async def test_every_method_on_every_route_redirects_to_the_slash_form(
     api: ApiHarness,  # noqa: F811
 ) -> None:
-    await seed_env(api, "ns1", "env1", 1, 2)
-    await api.projected()
-    routes = api_routes(api.client._transport.app)  # type: ignore[attr-defined]
+    routes = await seeded_routes(api)
     slashed = {p: m for p, m in routes.items() if p.endswith("/")}
     assert len(slashed) > 20  # the table really came from the app
     for template, declared in sorted(slashed.items()):
@@ -132,9 +137,7 @@ async def test_every_method_on_every_route_redirects_to_the_slash_form(
 async def test_routes_declared_without_slash_answer_as_declared(
     api: ApiHarness,  # noqa: F811
 ) -> None:
-    await seed_env(api, "ns1", "env1", 1, 2)
-    await api.projected()
-    routes = api_routes(api.client._transport.app)  # type: ignore[attr-defined]
+    routes = await seeded_routes(api)
     bare = {p: m for p, m in routes.items() if not p.endswith("/")}
     # conda-store's no-slash routes (reference §1.3)
     assert {

@@ -80,11 +80,23 @@ class SpecSubmitted(EventData):
     pip_dependencies: list[str] = Field(default_factory=list)
     platforms: list[str] = Field(default_factory=lambda: ["linux-64"])
     is_lockfile: bool = False
-    lockfile: dict[str, Any] | None = None
+    lockfile: dict[str, Any] | None = Field(
+        default=None,
+        description="A submitted lockfile as a document (events before lockfile_text; newer "
+        "events carry it in specification.lockfile only).",
+    )
+    lockfile_text: str | None = Field(
+        default=None,
+        description="A submitted lockfile's text as the client sent it, served back as is.",
+    )
     description: str = ""
     build_key: str = ""
     scheduled_on: datetime = Field(default_factory=utcnow)
     rebuild_of: int | None = None
+
+    def submitted_lockfile(self) -> dict[str, Any]:
+        """The submitted lockfile document, from either form of the event."""
+        return self.lockfile or self.specification.get("lockfile") or {}
 
 
 class BuildStarted(EventData):

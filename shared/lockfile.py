@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rattler
+import yaml
 
 
 class UserError(Exception):
@@ -44,11 +45,23 @@ def _pip_pin(package: rattler.PypiLockedPackage) -> PipPin:
     return PipPin(name=package.name, version=str(package.version), url=location, sha256=sha256)
 
 
+def _declared_platforms(path: Path) -> list[str]:
+    """``metadata.platforms`` of a conda-lock v1 file: rattler only lists platforms that have
+    packages, so an empty environment's platform is known from here alone."""
+    try:
+        document = yaml.safe_load(path.read_text())
+        platforms = document["metadata"]["platforms"]
+    except (yaml.YAMLError, OSError, KeyError, TypeError):
+        return []
+    return [str(p) for p in platforms] if isinstance(platforms, list) else []
+
+
 def read_lockfile(path: Path, platform: str | None = None) -> LockContents:
     """Records and pip pins of ``platform`` (default: this machine's) from a lockfile.
 
-    Raises ``UserError`` when the file is not a lockfile rattler understands or holds nothing
-    for the platform: resubmitting the same lockfile would fail the same way.
+    Raises ``UserError`` when the file is not a lockfile rattler understands or does not cover
+    the platform: resubmitting the same lockfile would fail the same way. A platform the
+    lockfile declares but has no packages for is an empty environment (``dependencies: []``).
     """
     target = platform or str(rattler.Subdir.current())
     try:
@@ -59,6 +72,8 @@ def read_lockfile(path: Path, platform: str | None = None) -> LockContents:
     if env is None:
         raise UserError("the lockfile has no default environment")
     match = [p for p in env.platforms() if p.name == target]
+    if not match and target in _declared_platforms(path):
+        return LockContents(platform=target, conda=[])  # an empty environment
     if not match:
         names = ", ".join(p.name for p in env.platforms()) or "none"
         raise UserError(f"the lockfile has no packages for {target} (it has: {names})")

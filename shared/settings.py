@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     nats_stream: str = "CONDA_STORE_EVENTS"
     subject_prefix: str = "condastore"
 
+    store_directory: Path | None = Field(
+        default=None,
+        description="conda-store's store_directory: builds live at "
+        "<store>/<namespace>/<build key>; default data_dir/store.",
+    )
+
     artifact_backend: Literal["local", "s3"] = "local"
     artifact_dir: Path | None = Field(
         default=None, description="Local backend root; default data_dir/artifacts."
@@ -139,6 +145,11 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         return self.artifact_dir or self.data_dir / "artifacts"
+
+    @property
+    def store_root(self) -> Path:
+        """The store directory as an absolute path (its length counts: see build_path)."""
+        return (self.store_directory or self.data_dir / "store").absolute()
 
     def subject(self, event_type: str) -> str:
         return f"{self.subject_prefix}.events.{event_type}"

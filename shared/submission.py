@@ -102,7 +102,11 @@ async def submit_lockfile(
     *,
     actor: str | None = None,
 ) -> SpecSubmitted:
-    """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving."""
+    """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving.
+
+    The submitted text goes into the event as a string (a ``jsonb`` document would lose its
+    key order and layout), so the build serves back exactly what the client sent.
+    """
     spec_dict = lockfile_spec.model_dump()
     return await _submit(
         store,
@@ -112,6 +116,6 @@ async def submit_lockfile(
         namespace=namespace,
         specification=spec_dict,
         is_lockfile=True,
-        lockfile=spec_dict["lockfile"],
+        lockfile_text=lockfile_spec.submitted_text,
         description=lockfile_spec.description or "",
     )

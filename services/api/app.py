@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.artifacts import (
@@ -28,6 +28,8 @@ from shared.settings import Settings
 from .config import ApiConfig
 from .envelopes import APIError, api_error_handler, http_error_handler
 from .middleware import BodyLimitMiddleware, QuerySlashMiddleware
+from .names import refuse_long_path_names
+from .queries.namespaces import default_namespace
 from .routes import (
     artifacts,
     auth,
@@ -44,6 +46,7 @@ from .routes import (
 from .routes import (
     settings as setting_routes,
 )
+from .startup import ensure_namespace
 from .state import ApiState, oauth_from_config
 
 VERSION = meta.VERSION
@@ -77,6 +80,7 @@ def create_app(
         else:
             es = store
         await _ensure_read_model(es)
+        await ensure_namespace(es, await default_namespace(es.pool))
         signing = None if settings.artifact_backend == "s3" else local_signing_key(settings)
         arts = artifact_store or await open_artifact_store(settings, secret=signing)
         if isinstance(arts, LocalArtifactStore):
@@ -100,7 +104,12 @@ def create_app(
             if own_store:
                 await es.close()
 
-    app = FastAPI(title="conda-store", version=VERSION, lifespan=lifespan)
+    app = FastAPI(
+        title="conda-store",
+        version=VERSION,
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_long_path_names)],
+    )
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
 

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import rattler
 
+from shared.build_path import BUILD_PATH_TOO_LONG as PREFIX_TOO_LONG
+from shared.build_path import is_too_long
 from shared.lockfile import UserError
 from shared.package_cache import installing
 from shared.settings import Settings
-
-MAX_PREFIX_LENGTH = 255
-PREFIX_TOO_LONG = "build_path too long: must be <= 255 characters"
-"""conda-store's ``status_info`` for this case, word for word."""
 
 
 def build_prefix(settings: Settings, build_id: int) -> Path:
@@ -31,7 +29,7 @@ def build_prefix(settings: Settings, build_id: int) -> Path:
 
 
 def check_prefix_length(prefix: Path) -> None:
-    if len(str(prefix)) > MAX_PREFIX_LENGTH:
+    if is_too_long(prefix):
         raise UserError(PREFIX_TOO_LONG)
 
 

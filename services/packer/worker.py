@@ -26,6 +26,7 @@ import structlog
 
 from shared.artifacts import ArtifactStore
 from shared.bus.consumer import HandlerContext, Worker
+from shared.cancellation import build_was_canceled, wait_until_canceled
 from shared.events import BuildFailed, EventData, Packed, RecordedEvent, Solved, new_event
 from shared.eventstore import Append, EventStore
 from shared.lockfile import UserError, read_lockfile
@@ -49,8 +50,6 @@ from .pack import pack_prefix, pack_threads, prefix_size, segment_cache_dir
 from .segments import SegmentCache
 
 log = get_logger(__name__)
-
-CANCEL_POLL_S = 1.0
 
 
 def archive_key(build_id: int) -> str:
@@ -103,7 +102,7 @@ class PackerWorker(Worker):
         ):
             watcher: asyncio.Task[None] | None = None
             try:
-                if await self._already_canceled(ctx.store, build_id):
+                if await build_was_canceled(ctx.store, build_id):
                     log.info("build was canceled before packing; skipping")
                     return []
                 watcher = asyncio.create_task(self._watch_for_cancel(ctx.store, build_id))
@@ -133,25 +132,14 @@ class PackerWorker(Worker):
 
     # --- one build -----------------------------------------------------------------------
 
-    async def _already_canceled(self, store: EventStore, build_id: int) -> bool:
-        events = await store.read_stream(f"build-{build_id}")
-        return any(e.type == "BuildCanceled" for e in events)
-
     async def _watch_for_cancel(self, store: EventStore, build_id: int) -> None:
         """Fallback for the NATS listener (absent, or reconnecting): poll the build's stream.
 
         The listener cancels within milliseconds; this catches a cancel within a poll interval
         even when the listener missed it, so a cancelled build never packs to the end.
         """
-        while True:
-            await asyncio.sleep(CANCEL_POLL_S)
-            try:
-                canceled = await self._already_canceled(store, build_id)
-            except Exception:
-                continue
-            if canceled:
-                self.cancels.cancel(build_id)
-                return
+        await wait_until_canceled(store, build_id)
+        self.cancels.cancel(build_id)
 
     async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
         build_id = solved.build_id

@@ -22,6 +22,8 @@ from pathlib import Path
 from .layers import Entry
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+BUSYBOX_PACKAGE = "busybox-static"
+"""The Debian package that provides a static busybox (``./dev up`` and the image install it)."""
 GLIBC_CORE = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1")
 TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -40,7 +42,7 @@ def find_busybox() -> Path:
         path = Path(candidate)
         if path.is_file() and _is_static(path):
             return path
-    raise FileNotFoundError("a static busybox is needed for the image base (busybox-static)")
+    raise FileNotFoundError(f"a static busybox is needed for the image base ({BUSYBOX_PACKAGE})")
 
 
 def _is_static(path: Path) -> bool:

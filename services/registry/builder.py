@@ -29,7 +29,7 @@ from shared.events import (
     new_event,
 )
 from shared.eventstore import Append, EventStore
-from shared.lockfile import UserError, read_lockfile
+from shared.lockfile import read_lockfile
 from shared.logging import get_logger
 from shared.package_cache import package_cache_dir
 from shared.settings import Settings
@@ -110,8 +110,6 @@ class ImageBuilder(Worker):
             await self.artifacts.download_file(lockfile_key, lockfile)
             staging = work / "prefix"
             contents = await asyncio.to_thread(read_lockfile, lockfile, IMAGE_PLATFORM)
-            if not contents.conda:
-                raise UserError(f"the lockfile has no conda packages for {IMAGE_PLATFORM}")
             await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
             if contents.pip:
                 await install_pip_for_image(

@@ -68,8 +68,14 @@ def render_lockfile(result: SolveResult) -> str:
 
 
 def submitted_lockfile_text(lockfile: dict[str, Any]) -> str:
-    """A submitted lockfile stored as given (with the ``version: 1`` it may lack)."""
+    """A submitted lockfile recorded before its text was kept (or lacking ``version: 1``):
+    the document as JSON, with the version."""
     return as_json({"version": 1, **lockfile})
+
+
+def lockfile_media_type(text: str) -> str:
+    """JSON (what the solver writes, and what most clients submit), else YAML."""
+    return "application/json" if text.lstrip().startswith("{") else "application/yaml"
 
 
 def _split_url(url: str) -> tuple[str, str]:

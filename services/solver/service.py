@@ -27,7 +27,13 @@ async def main(ctx: ServiceContext) -> None:
     nc = await ctx.nats()
     artifacts = await ctx.artifacts()
     resolver = Resolver.from_settings(settings, store.pool)
-    worker = SolverWorker(resolver, artifacts, store.pool, settings.solver_test_delay_s)
+    worker = SolverWorker(
+        resolver,
+        artifacts,
+        store.pool,
+        settings.solver_test_delay_s,
+        store_root=settings.store_root,
+    )
     runner = ConsumerRunner(worker, store, nc, settings, concurrency=4)
     tasks = [
         asyncio.create_task(runner.run(ctx.stop)),

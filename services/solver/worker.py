@@ -1,9 +1,11 @@
-"""SolverWorker: ``SpecSubmitted`` → artifacts, BuildStarted + Solved (or BuildFailed).
+"""SolverWorker: ``SpecSubmitted`` → BuildStarted, then artifacts and Solved (or BuildFailed).
 
-User errors (unsatisfiable spec, unknown channel, timeout) become ``BuildFailed`` at once, with
-the solver's explanation, because retrying cannot help. Infrastructure errors raise, so the
-consumer framework retries and, after the last attempt, records ``exhausted()``'s failure.
-BuildStarted goes into the same tracked append as the outcome, so it exists exactly once.
+``BuildStarted`` is appended the moment a solver takes the build (once: a redelivery finds it),
+so clients see the build BUILDING, and can cancel it, while it solves. A cancel stops the solve
+and nothing more is appended. User errors (a build path over 255 characters, an unsatisfiable
+spec, an unknown channel, a timeout) become ``BuildFailed`` at once, with the explanation,
+because retrying cannot help. Infrastructure errors raise, so the consumer framework retries
+and, after the last attempt, records ``exhausted()``'s failure.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import asyncio
 import os
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
 import structlog
 
 from shared.artifacts import ArtifactStore
+from shared.build_path import BUILD_PATH_TOO_LONG, build_path, is_too_long
 from shared.buildlog import BuildLog
 from shared.bus.consumer import HandlerContext, Worker
+from shared.cancellation import build_was_canceled, canceled_in, wait_until_canceled
 from shared.events import (
     BuildFailed,
     BuildStarted,
@@ -28,14 +33,23 @@ from shared.events import (
     SpecSubmitted,
     new_event,
 )
-from shared.eventstore import Append
+from shared.eventstore import NO_STREAM, Append, ConcurrencyError, EventStore
+from shared.logging import get_logger
+from shared.settings import get_settings
 from shared.spec import render_pinned_yaml
 
-from .lockfile import render_lockfile, result_from_lockfile, submitted_lockfile_text
+from .lockfile import (
+    lockfile_media_type,
+    render_lockfile,
+    result_from_lockfile,
+    submitted_lockfile_text,
+)
 from .resolve import Resolver
 from .types import SolveFailed, SolveRequest, SolveResult
 
 PHASE = "solve"
+CANCELED = "solve stopped: the build was canceled"
+log = get_logger(__name__)
 
 
 def lockfile_key(build_id: int) -> str:
@@ -67,17 +81,15 @@ class SolverWorker(Worker):
         artifacts: ArtifactStore,
         pool: asyncpg.Pool,
         commit_delay_s: float = 0.0,
+        *,
+        store_root: Path | None = None,
     ) -> None:
         self.resolver = resolver
         self.artifacts = artifacts
         self.pool = pool
         self.commit_delay_s = commit_delay_s
+        self.store_root = store_root or get_settings().store_root
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-
-    def _append(self, event: RecordedEvent, build_id: int, *outcome: EventData) -> list[Append]:
-        started = BuildStarted(build_id=build_id, phase=PHASE, worker=self.worker_id)
-        events = [new_event(e, causation=event) for e in (started, *outcome)]
-        return [Append(f"build-{build_id}", events)]
 
     async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
         spec = event.payload()
@@ -85,49 +97,95 @@ class SolverWorker(Worker):
         build_id = spec.build_id
         blog = BuildLog(self.pool, build_id)
         with structlog.contextvars.bound_contextvars(build_id=build_id, phase=PHASE):
+            if not await self._start(ctx.store, event, build_id):
+                log.info("build was canceled before solving; skipping")
+                return []
             await blog.write(PHASE, f"solving build {build_id} (attempt {ctx.delivery})")
+            solving = asyncio.create_task(self._outcome(spec, blog))
+            canceled = asyncio.create_task(wait_until_canceled(ctx.store, build_id))
             try:
-                result, cache_hit = await self._solve(spec, blog)
-            except SolveFailed as exc:
-                await blog.write(PHASE, "solve failed:", exc.reason)
-                logs = await self._save_logs(blog)
-                failed = BuildFailed(
-                    build_id=build_id, phase=PHASE, reason=exc.reason, logs_key=logs
+                await asyncio.wait({solving, canceled}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (solving, canceled):
+                    task.cancel()
+                await asyncio.gather(solving, canceled, return_exceptions=True)
+            stopped = canceled.done() and not canceled.cancelled()
+            if stopped or await build_was_canceled(ctx.store, build_id):
+                log.info("build canceled while solving; nothing appended")
+                await blog.write(PHASE, CANCELED)
+                return []
+            outcome = solving.result()
+        return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
+
+    async def _start(self, store: EventStore, event: RecordedEvent, build_id: int) -> bool:
+        """Append ``BuildStarted`` unless the stream has it; False if the build is canceled.
+
+        The append expects the version just read, so a cancel that lands in between is seen
+        on the next read instead of being followed by a start.
+        """
+        stream = f"build-{build_id}"
+        while True:
+            history = await store.read_stream(stream)
+            if canceled_in(history):
+                return False
+            if any(e.type == "BuildStarted" for e in history):
+                return True
+            started = BuildStarted(build_id=build_id, phase=PHASE, worker=self.worker_id)
+            try:
+                await store.append(
+                    stream,
+                    [new_event(started, causation=event)],
+                    history[-1].version if history else NO_STREAM,
                 )
-                return self._append(event, build_id, failed)
-            lock_text = (
-                submitted_lockfile_text(spec.lockfile or {})
-                if spec.is_lockfile
-                else render_lockfile(result)
-            )
-            await self.artifacts.put_bytes(
-                lockfile_key(build_id), lock_text.encode(), content_type="application/json"
-            )
-            await self.artifacts.put_bytes(
-                yaml_key(build_id), pinned_yaml(spec.environment, result).encode()
-            )
-            primary = result.for_platform(result.primary_platform())
-            await blog.write(
-                PHASE,
-                f"pinned {len(primary)} packages for {result.primary_platform()}:",
-                *(f"  {p.manager} {p.name} {p.version} {p.build}".rstrip() for p in primary),
-            )
-            if self.commit_delay_s:
-                await asyncio.sleep(self.commit_delay_s)  # test knob: a window to kill us in
-            solved = Solved(
-                build_id=build_id,
-                lockfile_key=lockfile_key(build_id),
-                yaml_key=yaml_key(build_id),
-                packages=[p.ref() for p in primary],
-                cache_hit=cache_hit,
-            )
-            return self._append(event, build_id, solved)
+                return True
+            except ConcurrencyError:
+                continue
+
+    async def _outcome(self, spec: SpecSubmitted, blog: BuildLog) -> EventData:
+        """Solve and store the artifacts: ``Solved``, or ``BuildFailed`` for a user error."""
+        build_id = spec.build_id
+        if is_too_long(build_path(self.store_root, spec.namespace, spec.build_key)):
+            return await self._failed(blog, build_id, BUILD_PATH_TOO_LONG)
+        try:
+            result, cache_hit = await self._solve(spec, blog)
+        except SolveFailed as exc:
+            return await self._failed(blog, build_id, exc.reason)
+        if spec.is_lockfile:
+            lock_text = spec.lockfile_text or submitted_lockfile_text(spec.submitted_lockfile())
+        else:
+            lock_text = render_lockfile(result)
+        await self.artifacts.put_bytes(
+            lockfile_key(build_id), lock_text.encode(), content_type=lockfile_media_type(lock_text)
+        )
+        await self.artifacts.put_bytes(
+            yaml_key(build_id), pinned_yaml(spec.environment, result).encode()
+        )
+        primary = result.for_platform(result.primary_platform())
+        await blog.write(
+            PHASE,
+            f"pinned {len(primary)} packages for {result.primary_platform()}:",
+            *(f"  {p.manager} {p.name} {p.version} {p.build}".rstrip() for p in primary),
+        )
+        if self.commit_delay_s:
+            await asyncio.sleep(self.commit_delay_s)  # test knob: a window to kill or cancel in
+        return Solved(
+            build_id=build_id,
+            lockfile_key=lockfile_key(build_id),
+            yaml_key=yaml_key(build_id),
+            packages=[p.ref() for p in primary],
+            cache_hit=cache_hit,
+        )
+
+    async def _failed(self, blog: BuildLog, build_id: int, reason: str) -> BuildFailed:
+        await blog.write(PHASE, "solve failed:", reason)
+        logs = await self._save_logs(blog)
+        return BuildFailed(build_id=build_id, phase=PHASE, reason=reason, logs_key=logs)
 
     async def _solve(self, spec: SpecSubmitted, blog: BuildLog) -> tuple[SolveResult, bool]:
         if spec.is_lockfile:
             await blog.write(PHASE, "lockfile submitted: using it as is, no solve")
             try:
-                return result_from_lockfile(spec.lockfile or {}), False
+                return result_from_lockfile(spec.submitted_lockfile()), False
             except Exception as exc:
                 raise SolveFailed(f"invalid lockfile: {exc}") from exc
         request = SolveRequest(

@@ -72,6 +72,10 @@ class Build:
     ended_on: datetime | None = None
     deleted_on: datetime | None = None
     artifacts: dict[str, Artifact] = field(default_factory=dict)
+    image_status: str | None = None
+    """None until the registry answers for a completed build; then PUSHED or FAILED."""
+    image_reason: str | None = None
+    image_digest: str | None = None
 
 
 @dataclass
@@ -246,8 +250,8 @@ class ReadModel:
 
     def _on_Solved(self, d: dict[str, Any], at: datetime) -> None:
         build = self._build(d["build_id"])
-        if build is None:
-            return
+        if build is None or build.status in TERMINAL:
+            return  # a solve that finished after its build was canceled adds nothing
         self._set_artifact(build, "LOCKFILE", d["lockfile_key"])
         self._set_artifact(build, "YAML", d["yaml_key"])
         self.dirty.packages[build.id] = d["packages"]
@@ -271,6 +275,13 @@ class ReadModel:
         build = self._build(d["build_id"])
         if build is not None:
             self._set_artifact(build, "DOCKER_MANIFEST", d["manifest_key"])
+            build.image_status, build.image_reason = "PUSHED", None
+            build.image_digest = d["manifest_digest"]
+
+    def _on_ImageFailed(self, d: dict[str, Any], at: datetime) -> None:
+        build = self._build(d["build_id"])
+        if build is not None and build.image_status != "PUSHED":
+            build.image_status, build.image_reason = "FAILED", d["reason"]
 
     def _on_BuildFailed(self, d: dict[str, Any], at: datetime) -> None:
         build = self._build(d["build_id"])

@@ -94,6 +94,9 @@ async def load_model(conn: asyncpg.Connection) -> ReadModel:
                 r["started_on"],
                 r["ended_on"],
                 r["deleted_on"],
+                image_status=r["image_status"],
+                image_reason=r["image_reason"],
+                image_digest=r["image_digest"],
             )
         )
     for r in await conn.fetch("SELECT * FROM build_artifacts"):
@@ -160,6 +163,9 @@ BUILD_COLS = (
     "started_on",
     "ended_on",
     "deleted_on",
+    "image_status",
+    "image_reason",
+    "image_digest",
 )
 
 
@@ -240,6 +246,9 @@ async def write_dirty(conn: asyncpg.Connection, model: ReadModel, dirty: Dirty) 
                     b.started_on,
                     b.ended_on,
                     b.deleted_on,
+                    b.image_status,
+                    b.image_reason,
+                    b.image_digest,
                 )
                 for b in builds
             ],

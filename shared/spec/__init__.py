@@ -14,9 +14,11 @@ from shared.spec.errors import SpecificationError
 from shared.spec.hashing import recursive_sort, specification_sha256
 from shared.spec.model import (
     ALLOWED_PIP_OPTIONS,
+    MAX_NAME_LENGTH,
     NAME_PATTERN,
     CondaSpecification,
     CondaSpecificationPip,
+    name_length_error,
     parse_specification,
     validate_specification,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "ALLOWED_PIP_OPTIONS",
     "DYNAMIC_CHANNELS",
     "DYNAMIC_NAMESPACE",
+    "MAX_NAME_LENGTH",
     "NAME_PATTERN",
     "CondaSpecification",
     "CondaSpecificationPip",
@@ -48,6 +51,7 @@ __all__ = [
     "build_key_v1",
     "build_key_v2",
     "dynamic_image_spec",
+    "name_length_error",
     "normalize_channel",
     "normalize_specification",
     "parse_build_key",

@@ -13,6 +13,7 @@ from conda_lock.lockfile.v1.models import Lockfile
 from pydantic import (
     BaseModel,
     ConfigDict,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
@@ -35,6 +36,13 @@ class LockfileSpecification(BaseModel):
     name: EnvironmentName
     description: str | None = ""
     lockfile: Lockfile
+    _text: str | None = PrivateAttr(default=None)
+
+    @property
+    def submitted_text(self) -> str | None:
+        """The text as submitted, kept when it is a complete lockfile (it has ``version: 1``)
+        so it can be served back byte for byte; None when it needs its version added."""
+        return self._text
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -53,7 +61,8 @@ def parse_lockfile_submission(
     returns it, ``str(ValidationError)``) for anything else.
     """
     lockfile = load_yaml(text)
-    if isinstance(lockfile, dict) and "version" in lockfile:
+    complete = isinstance(lockfile, dict) and "version" in lockfile
+    if complete:
         version = lockfile["version"]
         if type(version) is not int or version != SUPPORTED_LOCKFILE_VERSION:
             raise SpecificationError(
@@ -71,6 +80,8 @@ def parse_lockfile_submission(
         lockfile = {k: v for k, v in lockfile.items() if k != "version"}
     data = {"name": environment_name, "description": description, "lockfile": lockfile}
     try:
-        return LockfileSpecification.model_validate(data)
+        spec = LockfileSpecification.model_validate(data)
     except ValidationError as exc:
         raise SpecificationError(str(exc)) from exc
+    spec._text = text if complete else None
+    return spec

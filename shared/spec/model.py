@@ -22,6 +22,22 @@ ALLOWED_PIP_OPTIONS = ["--index-url", "--extra-index-url", "--trusted-host"]
 INVALID_YAML = "Unable to parse. Invalid YAML"
 
 EnvironmentName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+MAX_NAME_LENGTH = 255
+
+
+def name_length_error(kind: str, name: str) -> str | None:
+    """Why ``name`` is too long to be a namespace or environment name, or None.
+
+    conda-store keeps names in 255-character columns; a longer one would fail deep inside
+    (a database error, or a notification payload over Postgres's limit), so it is refused
+    up front with a message that names the rule, not the (possibly huge) name.
+    """
+    if len(name) <= MAX_NAME_LENGTH:
+        return None
+    return (
+        f"{kind} name is too long ({len(name)} characters): "
+        f"at most {MAX_NAME_LENGTH} characters are allowed"
+    )
 
 
 def check_pip_entry(value: str) -> str:

@@ -65,7 +65,7 @@ DEVIATIONS = {
     "build-archive": "404 until an archive exists; conda-store redirects to a missing file",
 }
 MESSAGE_VARIES = {"setting-put-bad-type"}  # pydantic's text carries its version in a URL
-EXTENSION_KEYS = {"build_key", "deleted_on"}  # our additions to a build; clients ignore them
+EXTENSION_KEYS = {"build_key", "deleted_on", "image"}  # our additions; clients ignore them
 
 
 def shape_diff(ours: Any, theirs: Any, path: str = "$") -> list[str]:

@@ -316,7 +316,8 @@ async def test_killed_mid_solve_yields_exactly_one_outcome(
             await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert await types_of(event_store, build_id) == ["SpecSubmitted"]
+        # BUILDING from the moment the solver took it; no outcome yet
+        assert await types_of(event_store, build_id) == ["SpecSubmitted", "BuildStarted"]
     finally:
         if first.poll() is None:
             first.kill()
@@ -327,6 +328,7 @@ async def test_killed_mid_solve_yields_exactly_one_outcome(
         outcome = await wait_outcome(event_store, build_id, timeout=60)
         assert outcome.type == "Solved"
         await asyncio.sleep(3)  # longer than the ack wait: any redelivery would show by now
+        # the second attempt found the build started: still one BuildStarted
         assert await types_of(event_store, build_id) == ["SpecSubmitted", "BuildStarted", "Solved"]
         assert "attempt 2" in await log.text()
         lock = LocalArtifactStore(artifact_dir, "/storage", secret=b"x" * 32)

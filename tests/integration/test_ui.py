@@ -340,3 +340,41 @@ async def test_anonymous_sees_only_default_bindings(
     assert "not authorized" in (await page.text_content("#api-error") or "")
     await page.goto(f"{ui.url}/")
     await shot(page, request)
+
+
+async def test_failed_image_is_shown_on_the_build_page_and_in_the_api(
+    ui: UiStack, page: Any, request: pytest.FixtureRequest
+) -> None:
+    """The registry cannot build the image (its base image is unreachable): the build stays
+    COMPLETED and usable, and both the API and the build page say the image failed and why."""
+    from services.registry.builder import ImageBuilder
+
+    dead_base = f"127.0.0.1:{free_port()}/library/base:1"
+    settings = ui.settings.model_copy(
+        update={"registry_base_image": dead_base, "registry_base_insecure": True}
+    )
+    await ui.stack.run_workers(ImageBuilder(artifact_store_from_settings(settings), settings))
+    client = await ui.client("alice")
+    build_id = await ui.submit(client, "alice", spec_text("imageless", ui.channel, "libfoo"))
+    assert (await ui.stack.wait_build(build_id))["status"] == "COMPLETED"
+    for _ in range(600):
+        types = [e.type for e in await ui.store.read_stream(f"build-{build_id}")]
+        if "ImageFailed" in types:
+            break
+        await asyncio.sleep(0.1)
+    assert "ImageFailed" in types, types
+    await ui.stack.projected()
+
+    detail = (await client.get(f"/api/v1/build/{build_id}/")).json()["data"]
+    await client.aclose()
+    assert detail["status"] == "COMPLETED"
+    image = detail["image"]
+    assert image["status"] == "FAILED", image
+    assert dead_base in image["reason"], image
+
+    await login(page, ui.url)
+    await page.goto(f"{ui.url}/build/{build_id}/")
+    shown = await page.text_content("#image-status") or ""
+    assert "failed" in shown.lower() and dead_base in shown, shown
+    assert not await page.query_selector("#docker-ref")  # no pull command for a missing image
+    await shot(page, request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -52,3 +54,43 @@ def test_kubernetes_manifests_use_real_commands_and_settings() -> None:
         for c in doc["spec"]["template"]["spec"]["containers"]
     }
     assert commands == set(SERVICES)
+
+
+def debian_packages(mode: str) -> dict[str, str]:
+    """What ``./dev <mode>`` makes sure is installed: {probe: package}, read by bash itself."""
+    arrays = "${DEBIAN_RUNTIME[@]}" + (" ${DEBIAN_TEST[@]}" if mode == "test" else "")
+    script = (
+        f'eval "$(grep -E "^DEBIAN_(RUNTIME|TEST)=" {ROOT / "dev"})"; '
+        f'for e in {arrays}; do echo "$e"; done'
+    )
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    entries = [line.rsplit(":", 1) for line in out.stdout.split()]
+    return {probe: package for probe, package in entries}
+
+
+def test_dev_up_installs_what_images_need_at_runtime() -> None:
+    """A fresh machine running ``./dev up`` gets the offline image base's busybox; the OCI
+    clients (skopeo, umoci, runc) and the reference registry are only for tests."""
+    from services.registry.base import BUSYBOX_CANDIDATES, BUSYBOX_PACKAGE
+
+    runtime = debian_packages("up")
+    busybox = {p for probe, p in runtime.items() if set(probe.split("|")) & set(BUSYBOX_CANDIDATES)}
+    assert busybox == {BUSYBOX_PACKAGE}, runtime
+    test_only = set(debian_packages("test").values()) - set(runtime.values())
+    assert {"skopeo", "umoci", "runc", "docker-registry", "chromium"} <= test_only
+    for tool in ("skopeo", "umoci", "runc"):
+        used = [
+            path
+            for path in (ROOT / "services").rglob("*.py")
+            if re.search(rf"[\"']{tool}[\"']", path.read_text())
+        ]
+        assert not used, f"{tool} is a test client, yet services run it: {used}"
+
+
+def test_service_image_installs_what_images_need_at_runtime() -> None:
+    from services.registry.base import BUSYBOX_PACKAGE
+
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    install = re.search(r"apt-get install[^\n]*(?:\\\n[^\n]*)*", dockerfile)
+    assert install is not None
+    assert BUSYBOX_PACKAGE in install.group(0).split()

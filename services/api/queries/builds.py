@@ -50,9 +50,24 @@ def build_shape(
         "started_on": iso(row["started_on"]),
         "ended_on": iso(row["ended_on"]),
         "build_artifacts": artifacts,
-        # extensions (conda-store has neither): the UI greys deleted builds, shows the key
+        # extensions (conda-store has none of these): the UI greys deleted builds, shows the
+        # key, and says whether the build's image exists
         "build_key": row["build_key"],
         "deleted_on": iso(row["deleted_on"]),
+        "image": image_shape(row),
+    }
+
+
+def image_shape(row: asyncpg.Record) -> dict[str, Any] | None:
+    """The build's OCI image: PUSHED (with its digest), FAILED (with the reason) or PENDING
+    (a completed build the registry has not answered for yet); None before completion."""
+    status = row["image_status"]
+    if status is None and (row["status"] != "COMPLETED" or row["deleted_on"] is not None):
+        return None
+    return {
+        "status": status or "PENDING",
+        "reason": row["image_reason"],
+        "digest": row["image_digest"],
     }
 
 

@@ -29,6 +29,14 @@ def namespace_shape(row: asyncpg.Record, prefix: str = "") -> dict[str, Any]:
     }
 
 
+async def default_namespace(pool: asyncpg.Pool) -> str:
+    """The ``default_namespace`` runtime setting (conda-store's default: ``default``)."""
+    value = await pool.fetchval(
+        "SELECT data->>'default_namespace' FROM runtime_settings WHERE level_key = ''"
+    )
+    return value or "default"
+
+
 async def get_live(pool: asyncpg.Pool, name: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
         "SELECT * FROM namespaces WHERE name = $1 AND deleted_on IS NULL", name

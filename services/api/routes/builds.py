@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
@@ -75,12 +77,12 @@ async def rebuild(
     )
     try:
         if row["is_lockfile"]:
-            import json
-
             from shared.spec import parse_lockfile_submission
 
             lock = parse_lockfile_submission(
-                json.dumps(spec["lockfile"]), spec["name"], spec.get("description")
+                await _submitted_lockfile_text(state, build_id, spec),
+                spec["name"],
+                spec.get("description"),
             )
             data = await submit_lockfile(state.store, lock, row["namespace"], actor=caller.actor)
         else:
@@ -99,6 +101,14 @@ async def rebuild(
     return FastJSON(
         {"status": "ok", "data": {"build_id": data.build_id}, "message": "rebuild triggered"}
     )
+
+
+async def _submitted_lockfile_text(state: ApiState, build_id: int, spec: dict) -> str:
+    """The lockfile text the build was submitted with (its first event keeps it), or, for a
+    build recorded before texts were kept, its document as JSON."""
+    submitted = (await state.store.read_stream(f"build-{build_id}", 1))[:1]
+    text = submitted[0].data.get("lockfile_text") if submitted else None
+    return text or json.dumps(spec["lockfile"])
 
 
 async def _wait_build(state: ApiState, build_id: int) -> None:

@@ -23,6 +23,7 @@ from shared.events import TokenIssued
 from ..commands import emit
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, ok
+from ..names import check_name_length
 from ..queries import namespaces
 from ..state import ApiState
 
@@ -64,6 +65,7 @@ async def create_token(
     state: ApiState = Depends(api_state),
 ) -> Response:
     request = body or TokenRequest()
+    check_name_length("namespace", request.primary_namespace)
     lookups: dict[str, Any] = {}
     for ns in {
         caller.token.primary_namespace if caller.token else None,
@@ -103,10 +105,7 @@ async def create_token(
 
 
 async def _default_namespace(state: ApiState) -> str:
-    value = await state.pool.fetchval(
-        "SELECT data->>'default_namespace' FROM runtime_settings WHERE level_key = ''"
-    )
-    return value or "default"
+    return await namespaces.default_namespace(state.pool)
 
 
 def decode_for_filter(state: ApiState, jwt: str) -> AuthenticationToken | None:

@@ -56,21 +56,28 @@ async def get_namespace(
     return ok(namespaces.namespace_shape(await _live(state, namespace)))
 
 
-async def create_namespace_events(state: ApiState, namespace: str, actor: str) -> None:
-    """Append NamespaceCreated unless a live namespace exists (409); the stream guards races."""
+async def create_namespace_events(
+    state: ApiState, namespace: str, actor: str, *, exist_ok: bool = False
+) -> None:
+    """Append NamespaceCreated unless a live namespace exists (409, or nothing to do with
+    ``exist_ok``: someone else created it meanwhile); the stream guards races."""
     if not is_valid_name(namespace):
         raise APIError(400, f"Namespace name={namespace!r} is not valid")
-    if await namespaces.get_live(state.pool, namespace) is not None:
-        raise APIError(409, "namespace already exists")
-    version = await state.store.stream_version(stream_of_namespace(namespace))
-    await emit(
-        state,
-        stream_of_namespace(namespace),
-        NamespaceCreated(namespace=namespace),
-        actor=actor,
-        expected_version=version,
-        conflict="namespace already exists",
-    )
+    try:
+        if await namespaces.get_live(state.pool, namespace) is not None:
+            raise APIError(409, "namespace already exists")
+        version = await state.store.stream_version(stream_of_namespace(namespace))
+        await emit(
+            state,
+            stream_of_namespace(namespace),
+            NamespaceCreated(namespace=namespace),
+            actor=actor,
+            expected_version=version,
+            conflict="namespace already exists",
+        )
+    except APIError as exc:
+        if not (exist_ok and exc.status_code == 409):
+            raise
 
 
 @router.post("/{namespace}/")

@@ -22,6 +22,7 @@ from shared.submission import resolved_settings, submit_lockfile, submit_specifi
 from ..commands import wait_for
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, ok
+from ..names import check_name_length
 from ..queries import namespaces
 from ..state import ApiState
 from .meta import _default_namespace
@@ -94,6 +95,8 @@ async def post_specification(
     state: ApiState = Depends(api_state),
 ) -> Response:
     spec = _parse(body)
+    check_name_length("namespace", body.namespace)
+    check_name_length("environment", spec.name)
     namespace = body.namespace or (
         caller.token.primary_namespace if caller.token else await _default_namespace(state)
     )
@@ -104,13 +107,13 @@ async def post_specification(
     try:
         if body.is_lockfile:
             if missing:
-                await create_namespace_events(state, namespace, caller.actor)
+                await create_namespace_events(state, namespace, caller.actor, exist_ok=True)
             data = await submit_lockfile(state.store, spec, namespace, actor=caller.actor)
         else:
             settings = await resolved_settings(state.pool, namespace, spec.name)
             normalize_specification(spec, settings)  # reject before anything is written
             if missing:
-                await create_namespace_events(state, namespace, caller.actor)
+                await create_namespace_events(state, namespace, caller.actor, exist_ok=True)
             data = await submit_specification(
                 state.store, spec, namespace, actor=caller.actor, settings=settings
             )

@@ -21,6 +21,9 @@ from ..state import ApiState
 
 router = APIRouter()
 
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+FORWARDED = frozenset({"GET", "HEAD", "POST"})
+"""What the ui's pages take; the ui has no other method."""
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
 
 
@@ -41,14 +44,11 @@ def _client(request: Request, base_url: str) -> httpx.AsyncClient:
     return client
 
 
-def slash_redirect(request: Request) -> Response | None:
-    """FastAPI's redirect_slashes, which a catch-all route would otherwise shadow: if the path
-    with its trailing slash toggled is an API route, 307 there (query string kept)."""
-    path = request.url.path
-    other = path[:-1] if path.endswith("/") else path + "/"
-    if other in ("", "/"):
-        return None
-    scope = {**request.scope, "path": other}
+def _matches(request: Request, path: str) -> Match:
+    """How well the app's own routes (all but this catch-all) match ``path``: FULL, PARTIAL
+    (the path exists, not with this method) or NONE."""
+    scope = {**request.scope, "path": path}
+    best = Match.NONE
     for route in request.app.router.routes:
         if (
             getattr(route, "name", None) == "ui_proxy"
@@ -57,19 +57,36 @@ def slash_redirect(request: Request) -> Response | None:
             continue  # the catch-all itself (FastAPI wraps included routers)
         match, _ = route.matches(scope)
         if match == Match.FULL:
-            return RedirectResponse(str(request.url.replace(path=other)), 307)
-    return None
+            return match
+        best = max(best, match, key=lambda m: m.value)
+    return best
 
 
-@router.api_route(
-    "/{path:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False, name="ui_proxy"
-)
+def slash_redirect(request: Request) -> Response | None:
+    """FastAPI's redirect_slashes, which a catch-all route would otherwise shadow: if the path
+    with its trailing slash toggled is a route (for any method, as Starlette does), 307 there
+    with the query string kept."""
+    path = request.url.path
+    other = path[:-1] if path.endswith("/") else path + "/"
+    if other in ("", "/") or _matches(request, other) == Match.NONE:
+        return None
+    return RedirectResponse(str(request.url.replace(path=other)), 307)
+
+
+@router.api_route("/{path:path}", methods=METHODS, include_in_schema=False, name="ui_proxy")
 async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_state)) -> Response:
+    """Every method lands here when no route takes it, so that the slash redirect runs for
+    PUT and DELETE too; a route that exists for other methods answers 405, as it would
+    without the catch-all."""
+    if _matches(request, request.url.path) == Match.PARTIAL:
+        return error_response(405, "Method Not Allowed")
     redirect = slash_redirect(request)
     if redirect is not None:
         return redirect
     if path == "api" or path.startswith("api/") or not state.config.enable_ui:
         return error_response(404, "Not Found")
+    if request.method not in FORWARDED:
+        return error_response(405, "Method Not Allowed")
     client = _client(request, ui_base_url(state))
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
     upstream = client.build_request(

@@ -16,3 +16,7 @@ CREATE TABLE IF NOT EXISTS builds (
 );
 CREATE INDEX IF NOT EXISTS builds_environment_idx ON builds (environment_id, id);
 CREATE INDEX IF NOT EXISTS builds_status_idx ON builds (status);
+-- the image of a completed build (ImagePushed / ImageFailed); added after the first release
+ALTER TABLE builds ADD COLUMN IF NOT EXISTS image_status text;
+ALTER TABLE builds ADD COLUMN IF NOT EXISTS image_reason text;
+ALTER TABLE builds ADD COLUMN IF NOT EXISTS image_digest text;

@@ -12,27 +12,28 @@ from services.ui.render import render
 router = APIRouter()
 
 
-def safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after login, never another host."""
-    if target and target.startswith("/") and not target.startswith("//"):
+def safe_next(request: Request, target: str | None) -> str:
+    """Only same-site paths are followed after login, never another host; the default is
+    the home page under the URL prefix."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
-    return "/"
+    return f"{request.scope['root_path']}/"
 
 
 @router.get("/login/", response_class=HTMLResponse)
-async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+async def login_page(request: Request, next: str | None = None) -> HTMLResponse:
     viewer = await viewer_for(request, api_for(request))
-    return render(request, "login.html", viewer=viewer, next=safe_next(next))
+    return render(request, "login.html", viewer=viewer, next=safe_next(request, next))
 
 
 @router.get("/logout/")
-async def logout(request: Request, next: str = "/") -> RedirectResponse:
+async def logout(request: Request, next: str | None = None) -> RedirectResponse:
     """Ask the API to forget the session, then drop the cookie ourselves either way."""
     api = api_for(request)
     try:
         await api.request("POST", "/logout/")
     except Exception:  # the cookie is cleared below regardless
         pass
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(request, next), status_code=303)
     response.delete_cookie(AUTH_COOKIE, path="/")
     return response

@@ -24,11 +24,8 @@ from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
 from shared.eventstore import EventStore
 from shared.settings import Settings
+from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.harness.serving import serve_healthy
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "screenshots"
 
 
 @dataclass

@@ -372,8 +372,8 @@ class TestBehindAProxyUnderAPrefix:
             cookie = {"Cookie": f"conda-store-auth={login.cookies['conda-store-auth']}"}
             logs = await client.get(f"/api/v1/build/{build_id}/logs/", headers=cookie)
             assert logs.status_code == 307, logs.text
-            assert logs.headers["location"].startswith(f"{stripped}/storage/")
-            followed = await client.get(logs.headers["location"])
+            assert logs.headers["location"].startswith("/stripped/storage/")
+            followed = await client.get(f"http://localhost:{proxy_port}{logs.headers['location']}")
             assert followed.status_code == 200 and followed.text
             outside = await client.get(f"http://localhost:{proxy_port}/api/v1/")
             assert outside.status_code == 404  # the proxy publishes nothing else

@@ -40,11 +40,12 @@ async def readable_build(state: ApiState, caller: Caller, build_id: int):  # typ
 
 
 async def redirect_to(request: Request, state: ApiState, key: str) -> Response:
-    """307 to the artifact's link; a local ``/storage`` link is made absolute on the
-    visitor's own base URL (S3 links already name their endpoint)."""
+    """307 to the artifact's link. A local ``/storage`` link stays a path, as conda-store's
+    are, under the URL prefix: it resolves on whatever origin the visitor used (S3 links
+    name their endpoint)."""
     url = await state.artifacts.presigned_url(key, LINK_LIFETIME)
     if url.startswith("/"):
-        url = str(request.base_url).rstrip("/") + url
+        url = request.scope["root_path"] + url
     return RedirectResponse(url, 307)
 
 

@@ -61,6 +61,6 @@ _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 router.add_api_route("/api/{path:path}", forward, methods=_METHODS, include_in_schema=False)
 router.add_api_route("/storage/{path:path}", forward, methods=["GET"], include_in_schema=False)
 router.add_api_route("/login/", forward, methods=["POST"], include_in_schema=False)
-router.add_api_route("/logout/", forward, methods=["POST"], include_in_schema=False)
+router.add_api_route("/logout/", forward, methods=["GET", "POST"], include_in_schema=False)
 router.add_api_route("/docs", forward, methods=["GET"], include_in_schema=False)
 router.add_api_route("/openapi.json", forward, methods=["GET"], include_in_schema=False)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.embedded.ports import free_port, port_is_open
+from tests.harness.processes import stop_process
 
 CONFIG = """global
     maxconn 256
@@ -64,9 +65,4 @@ def haproxy(backend_port: int, prefix: str = "/conda-store") -> Iterator[int]:
                 time.sleep(0.05)
             yield port
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)

@@ -4,6 +4,7 @@ under test may live on that same loop)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,3 +39,15 @@ async def run_process(
         await proc.wait()
         raise
     return Result(proc.returncode or 0, out.decode(), err.decode())
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -23,12 +23,13 @@ import pytest
 import yaml
 
 from tests.channels.server import ServedChannel
-from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, new_page
 from tests.harness.embedded_stack import RunningStack, running_stack
 from tests.harness.haproxy import haproxy
 from tests.harness.processes import Result, run_process
 from tests.harness.real_client import VERSION, real_client
 from tests.integration.test_registry_support import skopeo
+from tests.integration.test_ui import login
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +69,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, accept_downloads=True
-    )
-    page = await context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    async with new_page(browser, timeout_ms=20_000) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +103,7 @@ def proxy_port(prefixed_up: RunningStack) -> Iterator[int]:
 async def create_and_watch(page: Any, base: str, text: str) -> tuple[int, list[str]]:
     """Log in, create an environment from the editor, follow its build page until COMPLETED.
     Returns the build id and the log texts seen while the build ran."""
-    await page.goto(f"{base}/login/")
-    await page.fill("#username", "alice")
-    await page.fill("#password", "password")
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/")
+    await login(page, base)
     await page.click("#create-button")
     await page.wait_for_url(f"{base}/create/")
     await page.fill("#spec", text)

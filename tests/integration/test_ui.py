@@ -24,7 +24,7 @@ from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, new_page
 from tests.harness.serving import serve_healthy
 
 
@@ -125,16 +125,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, accept_downloads=True
-    )
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    async with new_page(browser) as page:
+        yield page
 
 
 async def shot(page: Any, request: pytest.FixtureRequest) -> None:

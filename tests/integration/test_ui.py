@@ -172,7 +172,9 @@ async def test_create_by_upload_live_build_page_and_lockfile(
         log = await page.text_content("#build-log") or ""
         if not seen_status or seen_status[-1] != status:
             seen_status.append(status)
-        if log.strip() and (not seen_logs or seen_logs[-1] != log):
+        # the page's own placeholder until the first line arrives is not log text
+        text = log.strip() and log.strip() != "Waiting for the build to start…"
+        if text and (not seen_logs or seen_logs[-1] != log):
             seen_logs.append(log)
             if status in ("QUEUED", "BUILDING"):
                 live_logs.append(log)

@@ -23,6 +23,7 @@ from shared.auth import DummyAuthenticator, TokenCodec
 from shared.auth_store import jwt_secret
 from shared.eventstore import EventStore
 from shared.projections.store import create_tables
+from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 
 from .config import ApiConfig
@@ -134,4 +135,8 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
     app.add_middleware(QuerySlashMiddleware)
+    # outermost: everything inside sees the visitor's URL (scheme, host, prefix)
+    app.add_middleware(
+        PublicUrlMiddleware, url_prefix=settings.url_prefix, external_url=settings.external_url
+    )
     return app

@@ -4,7 +4,8 @@ Include this router **last** (``app.include_router(ui_proxy.router)`` after ever
 so it only sees what the API does not serve. Paths under ``/api/`` are never forwarded: an
 unknown API path stays conda-store's 404. The ui service's address is ``settings.ui_url``, else
 ``http://127.0.0.1:<ui_port>``. Requests and responses are streamed (the ui serves static files
-and HTML; nothing here buffers them).
+and HTML; nothing here buffers them). The ui gets the path below the URL prefix and the
+visitor's base in ``X-Forwarded-*``, so its links are the visitor's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.routing import Match
+
+from shared.public_url import forwarded_headers, scope_base, without_forwarded
 
 from ..deps import api_state
 from ..envelopes import error_response
@@ -88,7 +91,8 @@ async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_st
     if request.method not in FORWARDED:
         return error_response(405, "Method Not Allowed")
     client = _client(request, ui_base_url(state))
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
+    headers = without_forwarded((k, v) for k, v in request.headers.items() if k.lower() not in _HOP)
+    headers += forwarded_headers(scope_base(request.scope)).items()
     upstream = client.build_request(
         request.method,
         "/" + path,

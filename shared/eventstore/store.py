@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -138,14 +138,21 @@ class EventStore:
             yield conn
 
     async def append_many(
-        self, appends: Sequence[Append], *, tracking: tuple[str, str] | None = None
+        self,
+        appends: Sequence[Append],
+        *,
+        tracking: tuple[str, str] | None = None,
+        fence: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
     ) -> list[RecordedEvent] | None:
         """Append to several streams in one transaction.
 
         With ``tracking=(consumer, message_key)`` the tracking record is written in the same
-        transaction; if it already exists nothing is appended and None is returned.
+        transaction; if it already exists nothing is appended and None is returned. ``fence``
+        runs first in the transaction and aborts it by raising (a worker that lost its lease).
         """
         async with self.transaction() as conn:
+            if fence is not None:
+                await fence(conn)
             if tracking is not None:
                 inserted = await conn.fetchval(
                     "INSERT INTO tracking (consumer, message_key) VALUES ($1, $2) "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,9 +53,16 @@ async def remove_earlier_attempts(settings: Settings, build_id: int, keep: Path)
             await remove_tree(path)
 
 
-def _is_missing_package(text: str) -> bool:
-    lowered = text.lower()
-    return any(s in lowered for s in ("404", "not found", "no such file", "410 gone"))
+_CHANNEL_LACKS_IT = re.compile(r"HTTP status client error \((404|410)\b", re.IGNORECASE)
+
+
+def is_missing_package(text: str) -> bool:
+    """True when rattler's error says the channel answered 404/410 for a package.
+
+    Only the channel's answer counts: a local file error ("No such file or directory", a cache
+    entry or a prefix that vanished) is the machine's problem, retried, never the user's.
+    """
+    return _CHANNEL_LACKS_IT.search(text) is not None
 
 
 async def install_conda(
@@ -90,6 +98,6 @@ async def install_conda(
                 raise
     except Exception as exc:
         text = str(exc)
-        if type(exc).__name__ == "InstallerError" and _is_missing_package(text):
+        if type(exc).__name__ == "InstallerError" and is_missing_package(text):
             raise UserError(f"a package could not be fetched from its channel:\n{text}") from exc
         raise

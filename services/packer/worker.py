@@ -181,13 +181,22 @@ class PackerWorker(Worker):
     async def _run_phases(
         self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
     ) -> EventData:
-        build_id = solved.build_id
-        started = time.monotonic()
-        await remove_earlier_attempts(self.settings, build_id, keep=prefix)
+        await remove_earlier_attempts(self.settings, solved.build_id, keep=prefix)
         await remove_tree(prefix)
         await remove_tree(workdir)
         await asyncio.to_thread(workdir.mkdir, parents=True)
+        try:
+            return await self._phases(solved, plog, prefix, workdir, progress)
+        except UserError as exc:
+            if not await asyncio.to_thread(workdir.is_dir):  # a local fault: retried
+                raise FileNotFoundError(f"the build's work directory vanished: {exc}") from exc
+            raise
 
+    async def _phases(
+        self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
+    ) -> EventData:
+        build_id = solved.build_id
+        started = time.monotonic()
         lock_path = workdir / "conda-lock.yml"
         await self.artifacts.download_file(solved.lockfile_key, lock_path)
         contents = read_lockfile(lock_path)

@@ -85,7 +85,8 @@ class PostgresCluster:
             "--locale=C",
         )
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the server; with ``wait=False`` return at once (the port opens when ready)."""
         if not self.initialized:
             self.init()
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
@@ -100,10 +101,20 @@ class PostgresCluster:
             opts,
             "-l",
             str(self.datadir / "server.log"),
-            "-w",
+            "-w" if wait else "-W",
             "start",
         )
-        wait_for_port("127.0.0.1", self.port)
+        if wait:
+            wait_for_port("127.0.0.1", self.port)
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, from its lock file; None if there is none."""
+        try:
+            first = (self.datadir / "postmaster.pid").read_text().split("\n", 1)[0]
+            pid = int(first)
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
@@ -122,3 +133,15 @@ class PostgresCluster:
         finally:
             await conn.close()
         return self.dsn(name)
+
+
+def _alive(pid: int, command: str = "postgres") -> bool:
+    """``pid`` runs ``command`` and is not a zombie (a killed postmaster lingers as one until
+    reaped, and a dead one's pid may be reused by anything)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    name = stat[stat.find("(") + 1 : stat.rfind(")")]
+    state = stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
+    return name == command and state not in ("Z", "X")

@@ -23,6 +23,7 @@ from services.packer.install import scratch_dirs
 from shared.buildlog import BuildLog
 from shared.embedded.nats import NatsServer
 from shared.eventstore import EventStore
+from shared.package_cache import package_cache_dir
 from shared.settings import Settings
 from shared.spec import parse_specification
 from shared.submission import submit_specification
@@ -166,3 +167,38 @@ async def test_packer_paused_past_its_lease_gives_up_and_the_redelivery_packs_on
     finally:
         stop_process(packer)
         stop_process(solver)
+
+
+async def test_a_local_file_error_while_installing_is_retried_not_blamed_on_the_user(
+    stack: Stack,
+    event_store: EventStore,
+    settings: Settings,
+    tiny_channel: ServedChannel,
+    tmp_path: Path,
+) -> None:
+    """A file that vanished from the package cache (as when another attempt wiped it) is the
+    machine's fault: retried, and never reported as "a package could not be fetched"."""
+    s = settings.model_copy(update={"artifact_dir": Path(settings.data_dir) / "artifacts"})
+    log = tmp_path / "services.log"
+    solver = start_service("solver", s, log)
+    packer = start_service("packer", s, log)
+    try:
+        first = await submit(event_store, tiny_channel, "fills-the-cache")
+        await stack.projected(timeout=30)
+        assert (await stack.wait_build(first, timeout=120))["status"] == "COMPLETED"
+        for path in package_cache_dir(s).glob("libfoo-1.0-*/lib/*"):
+            path.unlink()
+        text = spec("links-libfoo-again", tiny_channel.url, "bar", "baz")
+        second = (
+            await submit_specification(event_store, parse_specification(text), "default")
+        ).build_id
+        await stack.projected(timeout=30)
+        row = await stack.wait_build(second, timeout=120)
+        log_text = await BuildLog(event_store.pool, second).text()
+    finally:
+        stop_process(packer)
+        stop_process(solver)
+    assert row["status"] == "FAILED"
+    assert "attempt 1 failed: InstallerError" in log_text and "No such file" in log_text
+    assert f"(attempt {s.consumer_max_deliver} of" in log_text  # retried as a local fault
+    assert "could not be fetched" not in row["status_info"], row["status_info"]

@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.embedded.ports import free_port
+from shared.embedded.postgres import PostgresCluster
 from shared.settings import Settings
 
 
@@ -110,3 +112,28 @@ def paused(pid: int) -> Iterator[None]:
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def kill_postgres(cluster: PostgresCluster, timeout: float = 20) -> None:
+    """SIGKILL the postmaster, as a crash would, and wait until it is gone."""
+    pid = cluster.postmaster_pid()
+    assert pid is not None, "postgres is not running"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while cluster.postmaster_pid() is not None:
+        assert time.monotonic() < deadline, "postgres survived SIGKILL"
+        time.sleep(0.05)
+
+
+def restart_postgres(cluster: PostgresCluster, timeout: float = 30) -> None:
+    """Start a killed cluster again on its port and data (its backends may take a moment to
+    notice the postmaster died and let go of shared memory, so starting is retried)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cluster.start()
+            return
+        except (subprocess.CalledProcessError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

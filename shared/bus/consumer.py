@@ -32,7 +32,7 @@ from nats.js.errors import NotFoundError
 
 from shared.aio import raise_if_cancelled
 from shared.events import MessageParked, RecordedEvent, new_event
-from shared.eventstore import Append, EventStore
+from shared.eventstore import Append, EventStore, EventTooLarge
 from shared.eventstore.leases import Lease, LeaseHeld, LeaseLost, Leases
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -274,6 +274,7 @@ class ConsumerRunner:
         """
         key = str(event.event_id)
         delay = 0.2
+        oversized = False
         while True:
             try:
                 result = await self.store.append_many(
@@ -284,6 +285,12 @@ class ConsumerRunner:
                 log.warning("lease lost before commit; result discarded", error=str(exc))
                 await _nak(msg, 0)
                 return
+            except EventTooLarge as exc:  # permanent: record the failure instead
+                log.error("result too large to record", error=str(exc))
+                reason = f"the result could not be recorded: {exc}"
+                appends = [] if oversized else self.worker.exhausted(event, reason)
+                oversized = True
+                continue
             except Exception as exc:
                 if lost:
                     log.warning("could not record result before the lease ran out", error=repr(exc))

@@ -14,13 +14,18 @@ import asyncpg
 from shared.events import EventMetadata, NewEvent, RecordedEvent
 from shared.logging import get_logger
 
-from .errors import ConcurrencyError
+from .errors import ConcurrencyError, EventTooLarge
 from .migrate import apply_migrations
 
 log = get_logger(__name__)
 
 NO_STREAM = 0
 """Pass as ``expected_version`` to require that the stream does not exist yet."""
+
+MAX_EVENT_BYTES = 768 * 1024
+"""The largest event the store takes (its JSON row). The relay publishes every event as one
+NATS message, whose default limit is 1 MiB; the rest is room for the envelope and headers.
+A bigger event could never reach the workers, so it is refused before it is written."""
 
 _COLUMNS = (
     "global_position, stream, version, event_id, type, schema_version, data, metadata, "
@@ -99,6 +104,10 @@ class EventStore:
         if not events:
             return []
         payload = [e.row() for e in events]
+        for row in payload:
+            size = len(dump_json(row).encode())
+            if size > MAX_EVENT_BYTES:
+                raise EventTooLarge(row["type"], size, MAX_EVENT_BYTES)
         try:
             if conn is None:
                 async with self.pool.acquire() as c:
@@ -238,4 +247,4 @@ class EventStore:
 
 
 def dump_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

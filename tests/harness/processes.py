@@ -64,7 +64,10 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> N
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HEALTH_PORTS = (
+PORTS = (
+    "API_PORT",
+    "REGISTRY_PORT",
+    "UI_PORT",
     "SOLVER_HEALTH_PORT",
     "PACKER_HEALTH_PORT",
     "RELAY_HEALTH_PORT",
@@ -75,8 +78,8 @@ HEALTH_PORTS = (
 def service_env(settings: Settings, **extra: object) -> dict[str, str]:
     """The environment of a service subprocess that talks to the test's servers.
 
-    ``extra`` are settings by field name (``packer_test_delay_s=30``); every health port is a
-    free one so that several services can run side by side.
+    ``extra`` are settings by field name (``packer_test_delay_s=30``); every port is a free
+    one so that several services can run side by side (``env["CONDA_STORE_API_PORT"]``...).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONDA_STORE_")}
     env.update(
@@ -87,21 +90,25 @@ def service_env(settings: Settings, **extra: object) -> dict[str, str]:
         CONDA_STORE_CONSUMER_ACK_WAIT_S=str(settings.consumer_ack_wait_s),
         CONDA_STORE_CONSUMER_MAX_DELIVER=str(settings.consumer_max_deliver),
         CONDA_STORE_LOG_FORMAT="json",
-        **{f"CONDA_STORE_{name}": str(free_port()) for name in HEALTH_PORTS},
+        **{f"CONDA_STORE_{name}": str(free_port()) for name in PORTS},
     )
     env.update({f"CONDA_STORE_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 
 
 def start_service(name: str, settings: Settings, log: Path, **extra: object) -> subprocess.Popen:
-    """Start one service; its JSON log lines are appended to ``log``."""
-    return subprocess.Popen(
+    """Start one service; its JSON log lines are appended to ``log``. ``proc.env`` is the
+    environment it got, for tests that need its ports."""
+    env = service_env(settings, **extra)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", name],
-        env=service_env(settings, **extra),
+        env=env,
         cwd=REPO_ROOT,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+    proc.env = env  # type: ignore[attr-defined]
+    return proc
 
 
 @contextmanager

@@ -94,7 +94,7 @@ class ConsumerRunner:
         self.concurrency = concurrency
         self.max_attempts = settings.consumer_max_deliver
         self.ack_wait = settings.consumer_ack_wait_s
-        self.leases = Leases(store.pool, term_s=self.ack_wait)
+        self.leases = Leases(store, term_s=self.ack_wait)
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks: set[asyncio.Task[None]] = set()
 

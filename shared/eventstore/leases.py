@@ -30,6 +30,8 @@ import asyncpg
 
 from shared.logging import get_logger
 
+from .store import EventStore
+
 log = get_logger(__name__)
 
 SAFETY = 0.9
@@ -59,9 +61,13 @@ class LeaseLost(Exception):
 
 
 class Leases:
-    def __init__(self, pool: asyncpg.Pool, term_s: float) -> None:
-        self.pool = pool
+    def __init__(self, store: EventStore, term_s: float) -> None:
+        self.store = store
         self.term_s = term_s
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.store.pool
 
     async def acquire(self, consumer: str, message_key: str, holder: str) -> Lease | LeaseHeld:
         """Take the lease if it is free or expired; counts one more attempt."""

@@ -122,7 +122,7 @@ async def test_a_stale_attempt_cannot_commit_after_another_took_its_lease(run_wo
     await asyncio.wait_for(worker.started.wait(), 30)
     # Another machine takes over: the lease expired there, as if this holder had stalled.
     await store.pool.execute("UPDATE leases SET expires_at = clock_timestamp()")
-    leases = Leases(store.pool, term_s=9)
+    leases = Leases(store, term_s=9)
     taken = await leases.acquire("slow", str(event.event_id), "elsewhere")
     assert isinstance(taken, Lease) and taken.attempt == 2
 

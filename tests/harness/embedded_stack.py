@@ -76,6 +76,27 @@ def stop_stack(proc: subprocess.Popen[bytes]) -> str:
     return out.decode()
 
 
+def children(pid: int) -> dict[str, int]:
+    """The live processes ``up`` (``pid``) started, by service name; nats-server as "nats"."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] in ("Z", "X") or int(fields[1]) != pid:
+            continue
+        if argv[0].endswith(b"nats-server"):
+            found["nats"] = int(entry.name)
+        elif b"services.cli" in argv and len(argv) > 3:
+            found[argv[3].decode()] = int(entry.name)
+    return found
+
+
 def database_url(data_dir: Path) -> str:
     port = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[3]
     return f"postgresql://postgres@127.0.0.1:{port.strip()}/conda_store"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -97,6 +98,20 @@ async def build(url: str, channel: ServedChannel, name: str, timeout: float = 18
         await store.close()
 
 
+def api_statuses_until_ok(url: str, timeout: float = 60) -> list[int]:
+    """GET ``url`` until it answers 200; every status seen on the way."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while not seen or seen[-1] != 200:
+        assert time.monotonic() < deadline, f"{url} did not recover: {seen[-5:]}"
+        try:
+            seen.append(httpx.get(url, timeout=5).status_code)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return seen
+
+
 async def terminal_counts(url: str) -> dict[str, int]:
     store = await connect(url)
     try:
@@ -116,7 +131,7 @@ async def test_postgres_and_nats_killed_under_up_come_back_and_builds_go_on(
     data_dir = up_data_dir
     proc = start_stack(data_dir, {name: free_port() for name in PORT_FIELDS})
     try:
-        wait_healthy(data_dir, proc)
+        stack = wait_healthy(data_dir, proc)
         url = database_url(data_dir)
         assert await build(url, tiny_channel, "before") == "COMPLETED"
         services = children(proc.pid)
@@ -124,6 +139,8 @@ async def test_postgres_and_nats_killed_under_up_come_back_and_builds_go_on(
         old_postmaster = postmaster(data_dir)
         assert old_postmaster is not None
         os.kill(old_postmaster, signal.SIGKILL)
+        statuses = api_statuses_until_ok(f"http://127.0.0.1:{stack['api_port']}/api/v1/namespace/")
+        assert 500 not in statuses, statuses  # 503 while Postgres is away, then 200
         wait_for(lambda: postmaster(data_dir) not in (None, old_postmaster), "postgres back")
         assert await build(url, tiny_channel, "after-postgres") == "COMPLETED"
         now = children(proc.pid)

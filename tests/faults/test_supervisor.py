@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from shared.embedded.ports import free_port
+from shared.embedded.postgres import PostgresCluster
 from shared.eventstore import EventStore
 from shared.spec import parse_specification
 from shared.submission import submit_specification
@@ -40,12 +41,7 @@ def up_data_dir() -> Iterator[Path]:
 
 
 def postmaster(data_dir: Path) -> int | None:
-    try:
-        pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError, IndexError):
-        return None
-    return None if stat[stat.rfind(")") + 2] in "ZX" else pid
+    return PostgresCluster(data_dir / "postgres").postmaster_pid()
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) -> object:

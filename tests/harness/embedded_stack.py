@@ -20,15 +20,9 @@ import httpx
 
 from shared.embedded.ports import free_port
 
-PORT_FIELDS = (
-    "API_PORT",
-    "REGISTRY_PORT",
-    "UI_PORT",
-    "SOLVER_HEALTH_PORT",
-    "PACKER_HEALTH_PORT",
-    "RELAY_HEALTH_PORT",
-    "PROJECTOR_HEALTH_PORT",
-)
+from services import embedded
+
+PORT_FIELDS = tuple(name.upper() for name in embedded.PORT_FIELDS)
 
 
 def start_stack(

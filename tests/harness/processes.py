@@ -18,6 +18,7 @@ from pathlib import Path
 from shared.embedded.ports import free_port
 from shared.embedded.postgres import PostgresCluster
 from shared.settings import Settings
+from tests.harness.embedded import PORT_FIELDS
 
 
 @dataclass
@@ -64,15 +65,6 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> N
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PORTS = (
-    "API_PORT",
-    "REGISTRY_PORT",
-    "UI_PORT",
-    "SOLVER_HEALTH_PORT",
-    "PACKER_HEALTH_PORT",
-    "RELAY_HEALTH_PORT",
-    "PROJECTOR_HEALTH_PORT",
-)
 
 
 def service_env(settings: Settings, **extra: object) -> dict[str, str]:
@@ -90,7 +82,7 @@ def service_env(settings: Settings, **extra: object) -> dict[str, str]:
         CONDA_STORE_CONSUMER_ACK_WAIT_S=str(settings.consumer_ack_wait_s),
         CONDA_STORE_CONSUMER_MAX_DELIVER=str(settings.consumer_max_deliver),
         CONDA_STORE_LOG_FORMAT="json",
-        **{f"CONDA_STORE_{name}": str(free_port()) for name in PORTS},
+        **{f"CONDA_STORE_{name}": str(free_port()) for name in PORT_FIELDS},
     )
     env.update({f"CONDA_STORE_{k.upper()}": str(v) for k, v in extra.items()})
     return env

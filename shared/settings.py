@@ -98,8 +98,12 @@ class Settings(BaseSettings):
     )
     consumer_ack_wait_s: float = Field(
         default=30.0,
-        description="JetStream's ack wait, extended by in-progress acks, and the term of the "
-        "lease that keeps a redelivered message from running beside its running attempt.",
+        description="JetStream's ack wait; running work extends it with in-progress acks.",
+    )
+    consumer_lease_s: float | None = Field(
+        default=None,
+        description="Term of the lease that keeps a redelivered message from running beside "
+        "its running attempt (renewed every third of it); unset means the ack wait.",
     )
     solve_timeout_s: float = 300.0
     repodata_ttl_s: float = Field(
@@ -167,6 +171,10 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_prefix(cls, value: str) -> str:
         return normalize_prefix(value)
+
+    @property
+    def lease_term_s(self) -> float:
+        return self.consumer_lease_s or self.consumer_ack_wait_s
 
     @property
     def artifact_root(self) -> Path:

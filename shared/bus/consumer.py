@@ -94,7 +94,7 @@ class ConsumerRunner:
         self.concurrency = concurrency
         self.max_attempts = settings.consumer_max_deliver
         self.ack_wait = settings.consumer_ack_wait_s
-        self.leases = Leases(store, term_s=self.ack_wait)
+        self.leases = Leases(store, term_s=settings.lease_term_s)
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -195,7 +195,7 @@ class ConsumerRunner:
                 holder=start.holder,
                 running_attempt=start.attempt,
             )
-            await _nak(msg, min(max(start.remaining_s + 0.5, 0.5), self.ack_wait))
+            await _nak(msg, min(max(start.remaining_s + 0.5, 0.5), self.leases.term_s))
             return
         with structlog.contextvars.bound_contextvars(attempt=start.attempt):
             if start.attempt > self.max_attempts:

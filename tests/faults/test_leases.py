@@ -158,12 +158,12 @@ async def test_work_finished_while_postgres_restarts_is_committed_by_the_same_at
 async def test_postgres_down_longer_than_the_lease_stops_the_attempt_and_retries_once(
     run_worker, own_postgres: PostgresCluster
 ) -> None:
-    worker = SlowWorker(seconds=6)
-    store = await run_worker(worker, term_s=2)
+    worker = SlowWorker(seconds=10)
+    store = await run_worker(worker, term_s=3)
     await submit(store)
     await asyncio.wait_for(worker.started.wait(), 30)
     await asyncio.to_thread(kill_postgres, own_postgres)
-    await asyncio.sleep(4.0)  # twice the term: the holder must assume it lost the lease
+    await asyncio.sleep(7.0)  # twice the term: the holder must assume it lost the lease
     assert worker.outcomes == {1: "cancelled"}
     await asyncio.to_thread(restart_postgres, own_postgres)
 

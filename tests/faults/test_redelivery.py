@@ -35,6 +35,10 @@ from tests.harness.proxy import StallableProxy
 ACK_WAIT_S = 2.0
 PAUSE_S = 4 * ACK_WAIT_S
 PACK_DELAY_S = PAUSE_S + 6
+LONG_LEASE_S = 10.0
+"""Renewed every 3.3 s: a busy machine's scheduling delays cannot cost the holder its lease."""
+SHORT_LEASE_S = 3.0
+"""Shorter than the pause: the paused holder's lease runs out."""
 
 
 def spec(name: str, channel: str, *deps: str) -> str:
@@ -107,7 +111,9 @@ async def test_nats_paused_past_the_ack_wait_does_not_start_a_second_attempt_bes
 ) -> None:
     log = tmp_path / "services.log"
     proxy = await StallableProxy(nats_server.host, nats_server.port).start()
-    via_proxy = fault_settings.model_copy(update={"nats_url": f"nats://127.0.0.1:{proxy.port}"})
+    via_proxy = fault_settings.model_copy(
+        update={"nats_url": f"nats://127.0.0.1:{proxy.port}", "consumer_lease_s": LONG_LEASE_S}
+    )
     solver = start_service("solver", fault_settings, log)
     packer = start_service("packer", via_proxy, log, packer_test_delay_s=PACK_DELAY_S)
     try:
@@ -144,8 +150,9 @@ async def test_packer_paused_past_its_lease_gives_up_and_the_redelivery_packs_on
     """A holder frozen longer than its lease (a VM pause, a long GC) must not carry on beside
     the attempt that took over when it wakes up, nor commit after it."""
     log = tmp_path / "services.log"
-    solver = start_service("solver", fault_settings, log)
-    packer = start_service("packer", fault_settings, log, packer_test_delay_s=PACK_DELAY_S)
+    short = fault_settings.model_copy(update={"consumer_lease_s": SHORT_LEASE_S})
+    solver = start_service("solver", short, log)
+    packer = start_service("packer", short, log, packer_test_delay_s=PACK_DELAY_S)
     try:
         build_id = await submit(event_store, tiny_channel, "frozen")
         await wait_for_log(event_store, build_id, "test delay")

@@ -81,6 +81,7 @@ def service_env(settings: Settings, **extra: object) -> dict[str, str]:
         CONDA_STORE_ARTIFACT_DIR=str(settings.artifact_root),
         CONDA_STORE_CONSUMER_ACK_WAIT_S=str(settings.consumer_ack_wait_s),
         CONDA_STORE_CONSUMER_MAX_DELIVER=str(settings.consumer_max_deliver),
+        CONDA_STORE_CONSUMER_LEASE_S=str(settings.lease_term_s),
         CONDA_STORE_LOG_FORMAT="json",
         **{f"CONDA_STORE_{name}": str(free_port()) for name in PORT_FIELDS},
     )

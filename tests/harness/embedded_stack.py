@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded.ports import free_port
-
 from services import embedded
+from shared.embedded.ports import free_port
 
 PORT_FIELDS = tuple(name.upper() for name in embedded.PORT_FIELDS)
 

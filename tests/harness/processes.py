@@ -18,7 +18,7 @@ from pathlib import Path
 from shared.embedded.ports import free_port
 from shared.embedded.postgres import PostgresCluster
 from shared.settings import Settings
-from tests.harness.embedded import PORT_FIELDS
+from tests.harness.embedded_stack import PORT_FIELDS
 
 
 @dataclass

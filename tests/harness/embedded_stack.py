@@ -18,17 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from services import embedded
 from shared.embedded.ports import free_port
 
-PORT_FIELDS = (
-    "API_PORT",
-    "REGISTRY_PORT",
-    "UI_PORT",
-    "SOLVER_HEALTH_PORT",
-    "PACKER_HEALTH_PORT",
-    "RELAY_HEALTH_PORT",
-    "PROJECTOR_HEALTH_PORT",
-)
+PORT_FIELDS = tuple(name.upper() for name in embedded.PORT_FIELDS)
 
 
 def start_stack(
@@ -74,6 +67,27 @@ def stop_stack(proc: subprocess.Popen[bytes]) -> str:
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     return out.decode()
+
+
+def children(pid: int) -> dict[str, int]:
+    """The live processes ``up`` (``pid``) started, by service name; nats-server as "nats"."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] in ("Z", "X") or int(fields[1]) != pid:
+            continue
+        if argv[0].endswith(b"nats-server"):
+            found["nats"] = int(entry.name)
+        elif b"services.cli" in argv and len(argv) > 3:
+            found[argv[3].decode()] = int(entry.name)
+    return found
 
 
 def database_url(data_dir: Path) -> str:

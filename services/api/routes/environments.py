@@ -7,10 +7,11 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.auth import Permission
 from shared.events import CurrentBuildSet, EnvironmentDeleted, EnvironmentDescriptionSet
+from shared.spec import MAX_DESCRIPTION_CHARS
 
 from ..cleanup import delete_builds_files
 from ..commands import emit, stream_of_environment
@@ -93,7 +94,7 @@ async def _live_environment(state: ApiState, namespace: str, name: str) -> async
 
 class EnvironmentUpdate(BaseModel):
     build_id: int | None = None
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
 
 
 @router.put("/api/v1/environment/{namespace}/{name}/")

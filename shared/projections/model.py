@@ -251,8 +251,11 @@ class ReadModel:
 
     def _on_Solved(self, d: dict[str, Any], at: datetime) -> None:
         build = self._build(d["build_id"])
-        if build is None or build.status in TERMINAL:
-            return  # a solve that finished after its build was canceled adds nothing
+        if build is None:
+            return
+        # Even after a cancel (the status stays CANCELED), the solver did store these files.
+        # 571be92's solver solved every build canceled while queued, and a replay of such a
+        # log must list them, with the artifact and package ids that followed, as it did.
         self._set_artifact(build, "LOCKFILE", d["lockfile_key"])
         self._set_artifact(build, "YAML", d["yaml_key"])
         self.dirty.packages[build.id] = d["packages"]

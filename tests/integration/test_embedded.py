@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,71 +16,21 @@ import pytest
 from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
 from shared.eventstore import EventStore
-
-PORT_FIELDS = (
-    "API_PORT",
-    "REGISTRY_PORT",
-    "UI_PORT",
-    "SOLVER_HEALTH_PORT",
-    "PACKER_HEALTH_PORT",
-    "RELAY_HEALTH_PORT",
-    "PROJECTOR_HEALTH_PORT",
+from tests.harness.embedded_stack import (
+    PORT_FIELDS,
+    database_url,
+    fresh_data_dir,
+    start_stack,
+    stop_stack,
+    wait_healthy,
 )
-
-
-def start_stack(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA_STORE_", "NATS_URL"))}
-    env.update({f"CONDA_STORE_{k}": str(v) for k, v in ports.items()})
-    env["CONDA_STORE_DATA_DIR"] = str(data_dir)
-    env.pop("DATABASE_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_healthy(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        stack_file = data_dir / "stack.json"
-        if stack_file.exists():
-            stack = json.loads(stack_file.read_text())
-            if stack.get("pid") == proc.pid:
-                try:
-                    for name, url in stack["health"].items():
-                        r = httpx.get(url, timeout=2)
-                        assert r.status_code == 200, (name, r.status_code)
-                        last_error = name
-                    return stack
-                except (httpx.HTTPError, AssertionError) as exc:
-                    last_error = repr(exc)
-        time.sleep(0.3)
-    raise TimeoutError(f"stack not healthy: {last_error}")
-
-
-def stop_stack(proc: subprocess.Popen[bytes]) -> str:
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    return out.decode()
-
-
-def database_url(data_dir: Path) -> str:
-    port = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[3]
-    return f"postgresql://postgres@127.0.0.1:{port.strip()}/conda_store"
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    """Outside pytest's tmp tree: pytest resets its root to 0700, which would lock out the
-    ``postgres`` user that owns the embedded cluster when we run as root."""
-    path = Path(tempfile.mkdtemp(prefix="cs-up-"))
-    yield path / "state"
-    shutil.rmtree(path, ignore_errors=True)
+    path = fresh_data_dir()
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -22,12 +22,13 @@ from shared.artifacts import (
 from shared.auth import DummyAuthenticator, TokenCodec
 from shared.auth_store import jwt_secret
 from shared.eventstore import EventStore
+from shared.http_edge import EdgeGuard
 from shared.projections.store import create_tables
 from shared.settings import Settings
 
 from .config import ApiConfig
 from .envelopes import APIError, api_error_handler, http_error_handler
-from .middleware import BodyLimitMiddleware, QuerySlashMiddleware
+from .middleware import QuerySlashMiddleware
 from .names import refuse_long_path_names
 from .queries.namespaces import default_namespace
 from .routes import (
@@ -132,6 +133,6 @@ def create_app(
         ui_proxy,  # last: every path the API does not answer is a ui page
     ):
         app.include_router(module.router)
-    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(QuerySlashMiddleware)
     return app

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from shared.http import raw_path
+
 router = APIRouter()
 
 _HOP_HEADERS = {
@@ -31,7 +33,7 @@ async def forward(request: Request) -> StreamingResponse:
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS]
     upstream = http.build_request(
         request.method,
-        request.url.path,
+        raw_path(request.scope),
         params=request.url.query,
         headers=headers,
         content=await request.body(),

@@ -18,6 +18,7 @@ import jwt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.auth.arn import validate_binding_key
+from shared.wire import find_bad_text, text_problem
 
 DEFAULT_JWT_ALGORITHM = "HS256"
 TOKEN_LIFETIME = timedelta(days=1)
@@ -55,6 +56,23 @@ class AuthenticationToken(BaseModel):
     @classmethod
     def _exp_is_utc(cls, value: datetime) -> datetime:
         return as_utc(value)
+
+    @field_validator("primary_namespace")
+    @classmethod
+    def _namespace_is_storable(cls, value: str) -> str:
+        """A token is read on every request; text no query can carry would fail them all."""
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("role_bindings")
+    @classmethod
+    def _roles_are_storable(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        found = find_bad_text(value)
+        if found:
+            raise ValueError(f"{found[1]} ({found[0]})")
+        return value
 
     @field_validator("role_bindings", mode="before")
     @classmethod

@@ -96,10 +96,8 @@ def api_cases(stack: EmbeddedStack, admin: dict[str, str]) -> list[Case]:
         ("env page", "GET", f"/api/v1/environment/?page={HUGE}", a),
         ("env size", "GET", f"/api/v1/environment/?size={HUGE}", a),
         ("env page int64+1", "GET", f"/api/v1/environment/?page={BIG}", a),
-        ("env page huge offset", "GET", f"/api/v1/environment/?page={2**62}&size=100", a),
         ("build page", "GET", f"/api/v1/build/?page={HUGE}", a),
         ("build environment_id", "GET", f"/api/v1/build/?environment_id={HUGE}", a),
-        ("build environment_id 2^40", "GET", f"/api/v1/build/?environment_id={2**40}", a),
         ("namespace page", "GET", f"/api/v1/namespace/?page={HUGE}", a),
         ("package page", "GET", f"/api/v1/package/?page={HUGE}", a),
         ("channel size", "GET", f"/api/v1/channel/?size={HUGE}", a),
@@ -296,6 +294,23 @@ def test_api_answers_hostile_input_with_4xx_and_writes_nothing(
     after = event_count(embedded_stack)
     assert not failures, "\n".join(failures)
     assert after == before, f"hostile input wrote {after - before} event(s)"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/environment/?page={2**62}&size=100",  # offset past int64
+        f"/api/v1/build/?environment_id={2**40}",  # ids are 32-bit columns
+        f"/api/v1/build/?page={2**63 - 1}",
+        f"/api/v1/package/?page={2**62}&size=100",
+    ],
+)
+def test_valid_but_extreme_integers_answer_an_empty_page(
+    embedded_stack: EmbeddedStack, seeded: dict[str, str], path: str
+) -> None:
+    r = httpx.get(embedded_stack.api_url + path, headers=seeded, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == []
 
 
 def test_login_with_nul_is_refused_and_a_forged_cookie_is_anonymous(

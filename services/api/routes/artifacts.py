@@ -18,6 +18,7 @@ from shared.artifacts import (
 )
 from shared.auth import Permission
 from shared.buildlog import BuildLog
+from shared.wire import Int64
 
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import DEPRECATED_HEADERS, APIError, error_response
@@ -88,7 +89,7 @@ async def _follow_log(state: ApiState, build_id: int) -> AsyncIterator[bytes]:
 
 @router.get("/api/v1/build/{build_id}/logs/")
 async def build_logs(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await readable_build(state, caller, build_id)
     key = (await builds.artifacts(state.pool, build_id)).get("LOGS")
@@ -106,7 +107,7 @@ async def build_logs(
 
 @router.get("/api/v1/build/{build_id}/yaml/")
 async def build_yaml(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     await readable_build(state, caller, build_id)
     return await artifact_redirect(state, build_id, "YAML", "a yaml")
@@ -116,7 +117,7 @@ async def build_yaml(
 @router.get("/api/v1/build/{build_id}/conda-lock.yaml")
 @router.get("/api/v1/build/{build_id}/conda-lock.yml")
 async def build_lockfile(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     await readable_build(state, caller, build_id)
     return await lockfile_response(state, build_id)
@@ -124,7 +125,7 @@ async def build_lockfile(
 
 @router.get("/api/v1/build/{build_id}/archive/")
 async def build_archive(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     await readable_build(state, caller, build_id)
     return await artifact_redirect(state, build_id, "CONDA_PACK", "an archive")
@@ -132,7 +133,7 @@ async def build_archive(
 
 @router.get("/api/v1/build/{build_id}/installer/")
 async def build_installer(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     await readable_build(state, caller, build_id)
     key = (await builds.artifacts(state.pool, build_id)).get("CONSTRUCTOR_INSTALLER")
@@ -143,7 +144,7 @@ async def build_installer(
 
 @router.get("/api/v1/build/{build_id}/docker/")
 async def build_docker(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await readable_build(state, caller, build_id)
     if "DOCKER_MANIFEST" not in await builds.artifacts(state.pool, build_id):

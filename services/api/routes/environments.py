@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from shared.auth import Permission
 from shared.events import CurrentBuildSet, EnvironmentDeleted, EnvironmentDescriptionSet
+from shared.wire import Int64
 
 from ..cleanup import delete_builds_files
 from ..commands import emit, stream_of_environment
@@ -41,7 +42,7 @@ async def list_environments(
 @router.get("/api/v2/environment/")
 async def list_environments_v2(
     filters: EnvFilters = Depends(env_filters),
-    limit: int | None = None,
+    limit: Int64 | None = None,
     order: Order = Order.asc,
     sort_by: str | None = None,
     cursor: str | None = None,
@@ -92,7 +93,7 @@ async def _live_environment(state: ApiState, namespace: str, name: str) -> async
 
 
 class EnvironmentUpdate(BaseModel):
-    build_id: int | None = None
+    build_id: Int64 | None = None
     description: str | None = None
 
 

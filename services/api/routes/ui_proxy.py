@@ -15,6 +15,8 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.routing import Match
 
+from shared.http import raw_path
+
 from ..deps import api_state
 from ..envelopes import error_response
 from ..state import ApiState
@@ -91,7 +93,7 @@ async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_st
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
     upstream = client.build_request(
         request.method,
-        "/" + path,
+        raw_path(request.scope),
         params=request.url.query,
         headers=headers,
         content=request.stream() if request.method == "POST" else None,

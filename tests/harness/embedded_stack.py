@@ -24,6 +24,7 @@ import pytest
 
 from shared.embedded.ports import free_port
 
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 PORT_FIELDS = (
     "API_PORT",
     "REGISTRY_PORT",
@@ -134,6 +135,21 @@ class EmbeddedStack:
             r = client.post("/api/v1/token/")
             assert r.status_code == 200, r.text
             return r.json()["data"]["token"]
+
+    def build(self, headers: dict[str, str], namespace: str, spec: str) -> dict:
+        """Submit ``spec`` and wait until its build is terminal; the build as the API shows it."""
+        with httpx.Client(base_url=self.api_url, headers=headers, timeout=30) as client:
+            r = client.post(
+                "/api/v1/specification/", json={"namespace": namespace, "specification": spec}
+            )
+            assert r.status_code == 200, r.text
+            build_id = r.json()["data"]["build_id"]
+            for _ in range(1200):
+                build = client.get(f"/api/v1/build/{build_id}/").json()["data"]
+                if build["status"] in TERMINAL:
+                    return build
+                time.sleep(0.1)
+        raise TimeoutError(f"build {build_id} is still {build['status']}")
 
     def logs(self) -> dict[str, str]:
         """Each service's log file, for failure messages."""

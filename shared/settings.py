@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         default=0.0, description="Test-only: sleep this long in the solver before committing."
     )
     packer_concurrency: int = 2
+    build_worker_nice: int = Field(
+        default=10,
+        description="CPU niceness added to the solver and packer processes, so that when builds "
+        "fill the CPUs the API, ui and registry still answer at once (0 keeps them equal).",
+    )
     packer_pkgs_cache_gb: float = Field(
         default=50.0,
         description="Cap on rattler's extracted package cache shared by packers and image "

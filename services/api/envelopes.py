@@ -102,11 +102,11 @@ class Paging:
         return FastJSON(body, headers=headers)
 
 
-def paging(
+async def paging(
     request: Request,
     page: Int64 = 1,
     size: Int64 | None = None,
-    sort_by: list[str] = Query(default_factory=list),
+    sort_by: list[str] = Query([]),
     order: str | None = None,
 ) -> Paging:
     max_size: int = request.app.state.api.config.max_page_size

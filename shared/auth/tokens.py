@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from shared.wire import find_bad_text, text_problem
 
 DEFAULT_JWT_ALGORITHM = "HS256"
 TOKEN_LIFETIME = timedelta(days=1)
+VERIFIED_CACHE_SIZE = 4096
 
 
 def utcnow() -> datetime:
@@ -135,6 +137,12 @@ class TokenCodec:
     predefined_tokens: Mapping[str, Mapping[str, Any] | AuthenticationToken] = field(
         default_factory=dict
     )
+    # Verifying a JWT (HMAC key checks, claims, the model) was a tenth of the API's CPU under
+    # load, for the same few tokens again and again; a signed token never changes, so each
+    # credential is verified once and only its expiry is checked on later requests.
+    _verified: OrderedDict[str, AuthenticationToken | None] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     def encode(self, token: AuthenticationToken) -> str:
         """Sign ``token``."""
@@ -156,7 +164,17 @@ class TokenCodec:
                 return AuthenticationToken.model_validate(dict(predefined))
             except Exception:
                 return None
-        return decode_token(credential, self.secret, self.algorithm)
+        if credential in self._verified:
+            self._verified.move_to_end(credential)
+            token = self._verified[credential]
+        else:
+            token = decode_token(credential, self.secret, self.algorithm)
+            self._verified[credential] = token
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        if token is not None and token.exp <= utcnow():
+            return None
+        return token
 
 
 def format_expiration(exp: datetime) -> str:

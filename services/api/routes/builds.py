@@ -35,7 +35,7 @@ async def list_builds(
     environment_id: Int64 | None = None,
     name: str | None = None,
     namespace: str | None = None,
-    packages: list[str] = Query(default_factory=list),
+    packages: list[str] = Query([]),
     page: Paging = Depends(paging),
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),

@@ -51,6 +51,7 @@ from .startup import ensure_namespace
 from .state import ApiState, oauth_from_config
 
 VERSION = meta.VERSION
+POOL_SIZE = 20
 
 
 async def _ensure_read_model(store: EventStore) -> None:
@@ -77,7 +78,11 @@ def create_app(
         if store is None:
             if not settings.database_url:
                 raise RuntimeError("CONDA_STORE_DATABASE_URL is not set")
-            es = await EventStore.connect(settings.database_url, max_size=20)
+            # every connection opened before the first request: opening one (and its type
+            # introspection) inside a request was the slowest read under load
+            es = await EventStore.connect(
+                settings.database_url, min_size=POOL_SIZE, max_size=POOL_SIZE
+            )
         else:
             es = store
         await _ensure_read_model(es)

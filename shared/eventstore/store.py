@@ -78,8 +78,10 @@ class EventStore:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10, migrate: bool = True) -> EventStore:
-        pool = await create_pool(dsn, max_size=max_size)
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True
+    ) -> EventStore:
+        pool = await create_pool(dsn, min_size=min_size, max_size=max_size)
         store = cls(pool)
         if migrate:
             async with pool.acquire() as conn:

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,6 +47,7 @@ NAMESPACE = "load"
 @dataclass
 class Tally:
     latencies_ms: list[float] = field(default_factory=list)
+    by_route: dict[str, list[float]] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
     submitted: dict[int, float] = field(default_factory=dict)  # build id -> submit time
     build_ids: list[int] = field(default_factory=list)
@@ -61,14 +63,17 @@ def classify(exc: Exception) -> str:
     return type(exc).__name__
 
 
-async def reader(index: int, urls: list[str], token: str, deadline: float, tally: Tally) -> None:
+def client_for(index: int, urls: list[str], token: str, **options: Any) -> httpx.AsyncClient:
+    """Made before the load starts: making one (its TLS context) blocks this process's loop
+    for tens of milliseconds, which would count as server latency."""
+    return httpx.AsyncClient(
+        base_url=urls[index % len(urls)], headers={"Authorization": f"Bearer {token}"}, **options
+    )
+
+
+async def reader(index: int, client: httpx.AsyncClient, deadline: float, tally: Tally) -> None:
     rng = random.Random(index)
-    base = urls[index % len(urls)]
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=60
-    ) as client:
+    async with client:
         done = 0
         while time.monotonic() < deadline:
             path = pick_read(rng, tally)
@@ -78,7 +83,11 @@ async def reader(index: int, urls: list[str], token: str, deadline: float, tally
                 if r.status_code >= 500:
                     tally.error(f"HTTP {r.status_code}")
                 else:
-                    tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    tally.latencies_ms.append(elapsed)
+                    route = path.split("?")[0].rstrip("/").rsplit("/", 1)
+                    key = route[0] + "/{id}" if route[-1].isdigit() else "/".join(route)
+                    tally.by_route.setdefault(key, []).append(elapsed)
             except httpx.TransportError as exc:
                 tally.error(classify(exc))
             done += 1
@@ -102,11 +111,9 @@ def pick_read(rng: random.Random, tally: Tally) -> str:
 
 
 async def submitter(
-    index: int, urls: list[str], token: str, channel: str, deadline: float, tally: Tally
+    index: int, client: httpx.AsyncClient, channel: str, deadline: float, tally: Tally
 ) -> None:
-    base = urls[index % len(urls)]
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as client:
+    async with client:
         round_ = 0
         while time.monotonic() < deadline:
             deps = DEPENDENCIES[(index + round_) % len(DEPENDENCIES)]
@@ -173,10 +180,14 @@ async def login_token(url: str) -> str:
 async def run_load(args: argparse.Namespace, urls: list[str], channel: str) -> None:
     token = await login_token(urls[0])
     tally = Tally()
-    started = time.monotonic()
-    deadline = started + args.duration
-    tasks = [reader(i, urls, token, deadline, tally) for i in range(args.readers)]
-    tasks += [submitter(i, urls, token, channel, deadline, tally) for i in range(args.submitters)]
+    keep_alive = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30)
+    readers = [
+        client_for(i, urls, token, limits=keep_alive, timeout=60) for i in range(args.readers)
+    ]
+    submitters = [client_for(i, urls, token, timeout=120) for i in range(args.submitters)]
+    deadline = time.monotonic() + args.duration
+    tasks = [reader(i, client, deadline, tally) for i, client in enumerate(readers)]
+    tasks += [submitter(i, client, channel, deadline, tally) for i, client in enumerate(submitters)]
     await asyncio.gather(*tasks)
     load_end = time.monotonic()
     statuses = await final_statuses(urls[0], token, tally, limit_s=600)
@@ -210,6 +221,11 @@ def report(
     print(f"{'errors (resets, 5xx, ...)':28s} {errors:10d} {'5 resets':>10s} {'':7s} {'0':>10s}")
     for kind, count in tally.errors.most_common():
         print(f"  {kind}: {count}")
+    for route, values in sorted(tally.by_route.items()):
+        print(
+            f"  GET {route:30s} n={len(values):5d}  p50 {percentile(values, 50):7.1f} ms"
+            f"  p99 {percentile(values, 99):7.1f} ms"
+        )
     print(f"builds submitted: {len(tally.submitted)}; ended {dict(statuses)}")
     print(f"time from end of load until every build was terminal: {drained_s:.1f}s")
 

@@ -137,8 +137,8 @@ def run_embedded(settings: Settings) -> int:
         **{f"CONDA_STORE_{name.upper()}": str(port) for name, port in ports.items()},
     }
     host = settings.bind_host
-    env.setdefault("CONDA_STORE_EXTERNAL_URL", f"http://{host}:{ports['api_port']}")
-    env.setdefault("CONDA_STORE_REGISTRY_EXTERNAL_URL", f"{host}:{ports['registry_port']}")
+    # No external URL is set here: links are built from each request, so whoever opens the
+    # server by whatever name gets links that work for them.
 
     children = [Child(name, env, log_dir) for name in SERVICE_ORDER]
     for child in children:

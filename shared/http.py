@@ -11,14 +11,6 @@ import uvicorn
 GRACEFUL_SHUTDOWN_S = 5.0
 
 
-def raw_path(scope: dict[str, Any]) -> str:
-    """The request's path as the client sent it, still percent-encoded: what a proxy must
-    forward. The decoded path would turn an encoded ``?``, ``#`` or ``/`` in a name into
-    URL syntax and reach another route."""
-    raw = scope.get("raw_path")
-    return raw.decode("latin-1") if raw else scope["path"]
-
-
 async def serve_app(
     app: Any, host: str, port: int, stop: asyncio.Event, *, keep_alive_s: float
 ) -> None:

@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.public_url import normalize_prefix
 
 
 class Settings(BaseSettings):
@@ -70,9 +72,20 @@ class Settings(BaseSettings):
         "closes a connection just as a client reuses it.",
     )
     external_url: str | None = Field(
-        default=None, description="Public base URL of the API gateway."
+        default=None,
+        description="Public base URL of the API gateway; unset means each request's own "
+        "(Host, X-Forwarded-Proto/Host/Port/Prefix).",
     )
-    registry_external_url: str | None = None
+    url_prefix: str = Field(
+        default="",
+        description="Path every route lives under (conda-store's url_prefix, e.g. /conda-store); "
+        "the registry's /v2/ never takes it.",
+    )
+    registry_external_url: str | None = Field(
+        default=None,
+        description="host[:port] in image references; unset means the request's host with "
+        "registry_port.",
+    )
     ui_url: str | None = Field(default=None, description="Where the API finds the ui service.")
     api_url: str | None = Field(
         default=None,
@@ -156,6 +169,11 @@ class Settings(BaseSettings):
         default=1.0,
         description="Seconds the registry may reuse a resolved `latest` (also dropped on events).",
     )
+
+    @field_validator("url_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        return normalize_prefix(value)
 
     @property
     def artifact_root(self) -> Path:

@@ -24,6 +24,7 @@ from shared.auth_store import jwt_secret
 from shared.eventstore import EventStore
 from shared.http_edge import EdgeGuard
 from shared.projections.store import create_tables
+from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 
 from .config import ApiConfig
@@ -138,6 +139,11 @@ def create_app(
         ui_proxy,  # last: every path the API does not answer is a ui page
     ):
         app.include_router(module.router)
-    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(QuerySlashMiddleware)
+    # everything inside sees the visitor's URL (scheme, host, prefix)
+    app.add_middleware(
+        PublicUrlMiddleware, url_prefix=settings.url_prefix, external_url=settings.external_url
+    )
+    # outermost: refuses on the request as sent, before the URL prefix is rewritten
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     return app

@@ -37,4 +37,3 @@ class ApiConfig(AuthConfig):
     oauth_github_url: str = "https://github.com"
     oauth_github_api: str = "https://api.github.com"
     oauth_jupyterhub_url: str = ""
-    default_registry_external_url: str = "localhost:8080"

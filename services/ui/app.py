@@ -21,6 +21,7 @@ from services.ui.passthrough import router as passthrough_router
 from services.ui.render import render
 from services.ui.timing import ServerTiming
 from shared.http_edge import EdgeGuard
+from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -61,8 +62,8 @@ def create_app(
         return {"status": "ok", "service": "ui"}
 
     @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon() -> Response:
-        return RedirectResponse("/static/favicon.svg")
+    async def favicon(request: Request) -> Response:
+        return RedirectResponse(f"{request.scope['root_path']}/static/favicon.svg")
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> HTMLResponse:
@@ -74,6 +75,10 @@ def create_app(
     for module in (home, login, user, create, environment, build, namespace):
         app.include_router(module.router)
     app.include_router(passthrough_router)
-    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)
+    app.add_middleware(
+        PublicUrlMiddleware, url_prefix=settings.url_prefix, external_url=settings.external_url
+    )
+    # outermost: refuses on the request as sent, before the URL prefix is rewritten
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     return app

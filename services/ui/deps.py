@@ -6,11 +6,14 @@ from fastapi import Request
 
 from services.ui.client import ApiClient, credentials_of
 from services.ui.permissions import Viewer
+from shared.public_url import forwarded_headers, scope_base
 
 
 def api_for(request: Request) -> ApiClient:
-    """An API client speaking with this request's credentials."""
-    return ApiClient(request.app.state.http, credentials_of(request))
+    """An API client speaking with this request's credentials and the visitor's base URL
+    (so what the API builds, e.g. an image reference, names the host the visitor used)."""
+    headers = credentials_of(request) | forwarded_headers(scope_base(request.scope))
+    return ApiClient(request.app.state.http, headers)
 
 
 async def viewer_for(request: Request, api: ApiClient) -> Viewer:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from shared.http import raw_path
+from shared.public_url import forwarded_headers, raw_route_path, scope_base, without_forwarded
 
 router = APIRouter()
 
@@ -28,22 +28,23 @@ _HOP_HEADERS = {
 
 
 async def forward(request: Request) -> StreamingResponse:
-    """Send the request on to the API unchanged and stream the answer back."""
+    """Send the request on to the API as the visitor made it (their base URL in
+    ``X-Forwarded-*``, so redirects stay on this origin) and stream the answer back."""
     http: httpx.AsyncClient = request.app.state.http
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS]
+    headers = without_forwarded(
+        (k, v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS
+    )
+    headers += forwarded_headers(scope_base(request.scope)).items()
     upstream = http.build_request(
         request.method,
-        raw_path(request.scope),
+        raw_route_path(request.scope),
         params=request.url.query,
         headers=headers,
         content=await request.body(),
     )
     response = await http.send(upstream, stream=True, follow_redirects=False)
-    api_base = str(http.base_url).rstrip("/")
     out_headers = [
-        (k, _same_origin(v, api_base) if k.lower() == "location" else v)
-        for k, v in response.headers.multi_items()
-        if k.lower() not in _HOP_HEADERS
+        (k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_HEADERS
     ]
     result = StreamingResponse(
         response.aiter_raw(),
@@ -56,17 +57,10 @@ async def forward(request: Request) -> StreamingResponse:
     return result
 
 
-def _same_origin(location: str, api_base: str) -> str:
-    """Redirects to the API's own address become paths, so the browser stays on this origin."""
-    if location.startswith(api_base + "/"):
-        return location[len(api_base) :]
-    return location
-
-
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 router.add_api_route("/api/{path:path}", forward, methods=_METHODS, include_in_schema=False)
 router.add_api_route("/storage/{path:path}", forward, methods=["GET"], include_in_schema=False)
 router.add_api_route("/login/", forward, methods=["POST"], include_in_schema=False)
-router.add_api_route("/logout/", forward, methods=["POST"], include_in_schema=False)
+router.add_api_route("/logout/", forward, methods=["GET", "POST"], include_in_schema=False)
 router.add_api_route("/docs", forward, methods=["GET"], include_in_schema=False)
 router.add_api_route("/openapi.json", forward, methods=["GET"], include_in_schema=False)

@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from shared.public_url import route_path
+
 TEMPLATES = Path(__file__).parent / "templates"
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
@@ -84,6 +86,11 @@ JINJA = make_environment()
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a page with what every page needs (the viewer, the settings, the request)."""
     context.setdefault("viewer", getattr(request.state, "viewer", None))
-    context.update(request=request, settings=request.app.state.settings)
+    context.update(
+        request=request,
+        settings=request.app.state.settings,
+        root=request.scope.get("root_path", ""),  # the URL prefix every link starts with
+        route_path=route_path(request.scope),  # the page's path below it
+    )
     html = JINJA.get_template(template).render(context)
     return HTMLResponse(html, status_code=status_code)

@@ -81,12 +81,10 @@ def artifact_store_from_settings(
             secure=settings.s3_secure,
             external_endpoint=settings.s3_external_endpoint,
         )
-    base_url = "/storage"
-    if settings.external_url:
-        base_url = settings.external_url.rstrip("/") + base_url
+    # links are paths: the API puts them on the visitor's own base URL
     return LocalArtifactStore(
         settings.artifact_root,
-        base_url,
+        "/storage",
         secret=secret or local_signing_key(settings),
     )
 

@@ -22,7 +22,12 @@ from shared.spec.model import (
     parse_specification,
     validate_specification,
 )
-from shared.spec.normalize import NormalizedSpec, normalize_channel, normalize_specification
+from shared.spec.normalize import (
+    NormalizedSpec,
+    allowed_channel_urls,
+    normalize_channel,
+    normalize_specification,
+)
 from shared.spec.pinned import render_pinned_yaml
 
 _LAZY = {"LockfileSpecification", "parse_lockfile_submission"}
@@ -52,6 +57,7 @@ __all__ = [
     "build_key_v2",
     "dynamic_image_spec",
     "name_length_error",
+    "allowed_channel_urls",
     "normalize_channel",
     "normalize_specification",
     "parse_build_key",

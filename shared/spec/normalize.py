@@ -54,11 +54,12 @@ def _set_repr(items: set[str]) -> str:
     return "{" + ", ".join(repr(x) for x in sorted(items)) + "}"
 
 
-def _apply_channels(spec: CondaSpecification, settings: ResolvedSettings) -> list[str]:
-    if not spec.channels:
-        spec.channels = list(settings.conda_default_channels)
+def allowed_channel_urls(channels: list[str], settings: ResolvedSettings) -> list[str]:
+    """The channels as URLs (in order, once each), after ``conda_allowed_channels``: a
+    disallowed one is a :class:`SpecificationError` with conda-store's message. Builds and the
+    remote solve both go through here, so nothing fetches a channel the policy refuses."""
     alias = settings.conda_channel_alias
-    urls = [normalize_channel(alias, c) for c in spec.channels]
+    urls = [normalize_channel(alias, c) for c in channels]
     if settings.conda_allowed_channels:
         allowed = {normalize_channel(alias, c) for c in settings.conda_allowed_channels}
         rejected = set(urls) - allowed
@@ -67,6 +68,12 @@ def _apply_channels(spec: CondaSpecification, settings: ResolvedSettings) -> lis
                 f"Conda channels {_set_repr(rejected)} not allowed in specification"
             )
     return list(dict.fromkeys(urls))
+
+
+def _apply_channels(spec: CondaSpecification, settings: ResolvedSettings) -> list[str]:
+    if not spec.channels:
+        spec.channels = list(settings.conda_default_channels)
+    return allowed_channel_urls(spec.channels, settings)
 
 
 def _pip_key(entry: str) -> str:

@@ -269,7 +269,7 @@ def main() -> None:
         asyncio.run(run_load(args, urls, channel))
     finally:
         if stack is not None:
-            stack.stop()  # type: ignore[attr-defined]
+            stack.close()  # type: ignore[attr-defined]
         if server is not None:
             server.stop()  # type: ignore[attr-defined]
 

@@ -2,7 +2,10 @@
 characters anywhere a string goes, forged tokens carrying them, and chunked bodies over the
 limit. Every answer is a clear 4xx (never a 5xx, never a Postgres error) and writes no event.
 
-The API, the ui service and the registry are each probed on their own port.
+The API, the ui service and the registry are each probed on their own port, and the API and the
+ui again under a URL prefix (``CONDA_STORE_URL_PREFIX``, or a stripping proxy's
+``X-Forwarded-Prefix``), where both proxies (API to ui, ui to API) must forward the path below
+the prefix, still percent-encoded.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tests.harness.embedded_stack import EmbeddedStack
 HUGE = "9" * 30  # past 64 bits
 BIG = str(2**63)  # one past int64
 NUL = "\x00"
+PREFIX = "/conda-store"
 Case = tuple[str, str, str, dict[str, Any]]
 
 
@@ -327,18 +331,30 @@ def chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
     yield b'"}'
 
 
-@pytest.mark.parametrize("service", ["api", "ui"])
+def chunked_post_failures(stack: EmbeddedStack, headers: dict[str, str], prefix: str) -> list[str]:
+    """A body over the limit, sent chunked, to a route of the API and one of the ui: each must
+    answer 413."""
+    failures = []
+    for base, path in (
+        (stack.api_url, "/api/v1/specification/"),
+        (stack.ui_url, "/create/validate"),
+    ):
+        with httpx.Client(base_url=base + prefix, headers=headers, timeout=60) as client:
+            # a generator body goes out chunked, with no Content-Length
+            r = client.post(
+                path, content=chunks(6 * 1024 * 1024), headers={"Content-Type": "a/json"}
+            )
+        if r.status_code != 413 or "too large" not in message_of(r):
+            failures.append(f"{base}{prefix}{path}: {r.status_code} {r.text[:200]!r}")
+    return failures
+
+
 def test_a_chunked_body_over_the_limit_gets_413(
-    embedded_stack: EmbeddedStack, seeded: dict[str, str], service: str
+    embedded_stack: EmbeddedStack, seeded: dict[str, str]
 ) -> None:
-    base = {"api": embedded_stack.api_url, "ui": embedded_stack.ui_url}[service]
-    path = {"api": "/api/v1/specification/", "ui": "/create/validate"}[service]
     before = event_count(embedded_stack)
-    with httpx.Client(base_url=base, headers=seeded, timeout=60) as client:
-        # a generator body goes out chunked, with no Content-Length
-        r = client.post(path, content=chunks(6 * 1024 * 1024), headers={"Content-Type": "a/json"})
-    assert r.status_code == 413, r.text[:300]
-    assert "too large" in message_of(r)
+    failures = chunked_post_failures(embedded_stack, seeded, "")
+    assert not failures, "\n".join(failures)
     assert event_count(embedded_stack) == before
 
 
@@ -392,3 +408,54 @@ def test_registry_answers_hostile_input_with_4xx(
     ) as client:
         failures = check(client, cases)
     assert not failures, "\n".join(failures)
+
+
+@pytest.fixture(scope="module")
+def prefixed() -> Iterator[tuple[EmbeddedStack, dict[str, str]]]:
+    """A stack of its own mounted under ``PREFIX``, with an admin's headers."""
+    with EmbeddedStack.start({"CONDA_STORE_URL_PREFIX": PREFIX}) as stack:
+        admin = bearer(stack.login_token("admin"))
+        wait_quiet(stack)
+        yield stack, admin
+
+
+def test_hostile_input_under_a_url_prefix_gets_4xx_and_writes_nothing(
+    prefixed: tuple[EmbeddedStack, dict[str, str]],
+) -> None:
+    stack, admin = prefixed
+    api, ui = stack.api_url + PREFIX, stack.ui_url + PREFIX
+    # refused as sent, not redirected into the prefix with the NUL still in it
+    outside: list[Case] = [
+        ("root nul", "GET", "/?search=%00", {}),
+        ("bare prefix nul", "GET", f"{PREFIX}?search=%00", {}),
+    ]
+    runs = [
+        (api, api_cases(stack, admin), {}),
+        (api, ui_cases(), admin),  # the gateway's proxy to the ui
+        (ui, ui_cases(), admin),
+        (stack.api_url, outside, {}),
+        (stack.ui_url, outside, {}),
+    ]
+    before = event_count(stack)
+    failures = []
+    for base, cases, headers in runs:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            failures += [f"{base}: {f}" for f in check(client, cases)]
+    failures += chunked_post_failures(stack, admin, PREFIX)
+    after = event_count(stack)
+    assert not failures, "\n".join(failures)
+    assert after == before, f"hostile input wrote {after - before} event(s)"
+
+
+def test_both_proxies_forward_the_path_below_a_stripping_proxys_prefix(
+    embedded_stack: EmbeddedStack, seeded: dict[str, str]
+) -> None:
+    """A proxy that strips ``/tools`` says so in ``X-Forwarded-Prefix``; the page and the API
+    answer on the path it sends, whichever service takes the request first."""
+    tools = {**seeded, "X-Forwarded-Prefix": "/tools"}
+    page = httpx.get(f"{embedded_stack.api_url}/environment/hostile/target/", headers=tools)
+    assert page.status_code == 200, page.text[:300]
+    assert 'href="/tools/' in page.text
+    data = httpx.get(f"{embedded_stack.ui_url}/api/v1/environment/hostile/target/", headers=tools)
+    assert data.status_code == 200, data.text[:300]
+    assert data.json()["data"]["name"] == "target"

@@ -42,9 +42,9 @@ def reuse_after_idle(port: int, path: str, idle: float) -> str | None:
 
 def test_idle_connections_are_reusable_after_five_seconds(embedded_stack: EmbeddedStack) -> None:
     ports = {
-        "api": embedded_stack.ports["API_PORT"],
-        "ui": embedded_stack.ports["UI_PORT"],
-        "registry": embedded_stack.ports["REGISTRY_PORT"],
+        "api": embedded_stack.api_port,
+        "ui": embedded_stack.ui_port,
+        "registry": embedded_stack.registry_port,
     }
     jobs = [(service, idle) for service in ports for idle in IDLE_S]
     with ThreadPoolExecutor(len(jobs)) as pool:

@@ -42,15 +42,12 @@ values = [{build_id}]
 @pytest.fixture(scope="module")
 def fuzzed_stack(tiny_channel: Any) -> Iterator[tuple[EmbeddedStack, str, int]]:
     """A stack of its own (the fuzzer creates, deletes and builds), with one real build."""
-    stack = EmbeddedStack.start()
-    try:
+    with EmbeddedStack.start() as stack:
         token = stack.login_token("admin")
         spec = f"name: target\nchannels: [{tiny_channel.url}]\ndependencies: [libfoo]\n"
         build = stack.build({"Authorization": f"Bearer {token}"}, "fuzz", spec)
         assert build["status"] == "COMPLETED", build
         yield stack, token, build["id"]
-    finally:
-        stack.stop()
 
 
 def run_schemathesis(

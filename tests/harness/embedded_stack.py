@@ -1,8 +1,11 @@
 """`conda-store-server up` as a user runs it (``./dev up``): a subprocess that owns its Postgres
 cluster, nats-server and the seven services, on free ports, in a throwaway data directory.
 
-Used by the embedded-stack tests, the fault suite (hostile input, keep-alive, schemathesis) and
-the load benchmark. ``embedded_stack`` is one stack per test session, started on first use.
+One way to get one: ``with EmbeddedStack.start(extra_env) as stack:`` (stopped and its data
+removed on exit). ``embedded_stack`` is one stack per test session, started on first use, for
+the tests that only need the real processes running (the fault suite); tests that need their
+own settings (a URL prefix) or a stack to themselves start their own. The load benchmark uses
+it too.
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from shared.embedded.ports import free_port
+from shared.projections.model import TERMINAL
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 PORT_FIELDS = (
     "API_PORT",
     "REGISTRY_PORT",
@@ -34,11 +38,13 @@ PORT_FIELDS = (
     "RELAY_HEALTH_PORT",
     "PROJECTOR_HEALTH_PORT",
 )
+STOP_TIMEOUT_S = 60.0
 
 
 def start_stack(
     data_dir: Path, ports: dict[str, int], extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
+    """Start it with no ``CONDA_STORE_*`` from this process, as on a fresh shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA_STORE_", "NATS_URL"))}
     env.update({f"CONDA_STORE_{k}": str(v) for k, v in ports.items()})
     env["CONDA_STORE_DATA_DIR"] = str(data_dir)
@@ -53,7 +59,11 @@ def start_stack(
     )
 
 
-def wait_healthy(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 90) -> dict:
+def wait_healthy(
+    data_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 90
+) -> dict[str, Any]:
+    """What ``up`` wrote to ``stack.json``, once every service it lists answers its health
+    URL. AssertionError (with the output) if ``up`` exits first, e.g. on a taken port."""
     deadline = time.monotonic() + timeout
     last_error = ""
     while time.monotonic() < deadline:
@@ -74,58 +84,117 @@ def wait_healthy(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float =
     raise TimeoutError(f"stack not healthy: {last_error}")
 
 
-def stop_stack(proc: subprocess.Popen[bytes]) -> str:
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    return out.decode()
-
-
 def database_url(data_dir: Path) -> str:
     port = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[3]
     return f"postgresql://postgres@127.0.0.1:{port.strip()}/conda_store"
 
 
-def fresh_data_dir() -> Path:
-    """Outside pytest's tmp tree: pytest resets its root to 0700, which would lock out the
-    ``postgres`` user that owns the embedded cluster when we run as root."""
+def scratch_data_dir() -> Path:
+    """A new data directory outside pytest's tmp tree: pytest resets its root to 0700, which
+    would lock out the ``postgres`` user that owns the embedded cluster when we run as root.
+    Its parent is the directory to remove."""
     return Path(tempfile.mkdtemp(prefix="cs-up-")) / "state"
 
 
 @dataclass
 class EmbeddedStack:
-    """A running ``up``: its URLs, data directory and database; ``stop()`` ends it."""
+    """One ``up``: its ports, URLs, data directory, database and logs."""
 
-    proc: subprocess.Popen[bytes]
     data_dir: Path
     ports: dict[str, int]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """What ``up`` wrote to ``stack.json`` for the current run."""
 
     @classmethod
     def start(cls, extra_env: dict[str, str] | None = None) -> EmbeddedStack:
-        data_dir = fresh_data_dir()
-        ports = {name: free_port() for name in PORT_FIELDS}
-        stack = cls(start_stack(data_dir, ports, extra_env), data_dir, ports)
+        """A healthy ``up`` on free ports in a scratch data directory.
+
+        A port found free can be taken by another process before the stack binds it (other
+        test sessions share the machine): then the stack is started again on other ports, once.
+        """
         try:
-            wait_healthy(data_dir, stack.proc)
+            return cls._started(extra_env)
+        except (TimeoutError, AssertionError):
+            return cls._started(extra_env)
+
+    @classmethod
+    def _started(cls, extra_env: dict[str, str] | None) -> EmbeddedStack:
+        ports = {name: free_port() for name in PORT_FIELDS}
+        stack = cls(scratch_data_dir(), ports, dict(extra_env or {}))
+        try:
+            stack.start_again()
         except BaseException:
-            stack.stop()
+            stack.close()
             raise
         return stack
 
+    def start_again(self) -> None:
+        """Run ``up`` (again, after :meth:`stop`) on this data directory and these ports."""
+        assert self.proc is None or self.proc.poll() is not None, "up is still running"
+        self.proc = start_stack(self.data_dir, self.ports, self.extra_env)
+        self.manifest = wait_healthy(self.data_dir, self.proc)
+
+    def stop(self) -> str:
+        """SIGINT, as Ctrl-C on ``./dev up``; its output. The data directory stays."""
+        if self.proc is None or self.proc.stdout is None or self.proc.stdout.closed:
+            return ""  # never started, or stopped already
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = self.proc.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: up and its children
+            out, _ = self.proc.communicate()
+            raise AssertionError(f"up did not stop on SIGINT:\n{out.decode()}") from None
+        return out.decode()
+
+    def close(self) -> None:
+        """Stop it and remove its data."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedStack:
+        return self  # started already: ``with EmbeddedStack.start() as stack``
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def api_port(self) -> int:
+        return self.ports["API_PORT"]
+
+    @property
+    def ui_port(self) -> int:
+        return self.ports["UI_PORT"]
+
+    @property
+    def registry_port(self) -> int:
+        return self.ports["REGISTRY_PORT"]
+
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['API_PORT']}"
+        return f"http://127.0.0.1:{self.api_port}"
 
     @property
     def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['UI_PORT']}"
+        return f"http://127.0.0.1:{self.ui_port}"
 
     @property
     def registry_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['REGISTRY_PORT']}"
+        return f"http://127.0.0.1:{self.registry_port}"
 
     @property
     def database_url(self) -> str:
         return database_url(self.data_dir)
+
+    def log(self, service: str) -> str:
+        """One service's log file (``api``, ``solver``, ...), for failure messages."""
+        path = self.data_dir / "logs" / f"{service}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def login_token(self, username: str = "admin") -> str:
         """A JWT for ``username`` (the dummy login gives ``*/*: admin``), minted by the API."""
@@ -134,9 +203,9 @@ class EmbeddedStack:
             assert r.status_code == 200, r.text
             r = client.post("/api/v1/token/")
             assert r.status_code == 200, r.text
-            return r.json()["data"]["token"]
+            return str(r.json()["data"]["token"])
 
-    def build(self, headers: dict[str, str], namespace: str, spec: str) -> dict:
+    def build(self, headers: dict[str, str], namespace: str, spec: str) -> dict[str, Any]:
         """Submit ``spec`` and wait until its build is terminal; the build as the API shows it."""
         with httpx.Client(base_url=self.api_url, headers=headers, timeout=30) as client:
             r = client.post(
@@ -145,27 +214,15 @@ class EmbeddedStack:
             assert r.status_code == 200, r.text
             build_id = r.json()["data"]["build_id"]
             for _ in range(1200):
-                build = client.get(f"/api/v1/build/{build_id}/").json()["data"]
+                build: dict[str, Any] = client.get(f"/api/v1/build/{build_id}/").json()["data"]
                 if build["status"] in TERMINAL:
                     return build
                 time.sleep(0.1)
         raise TimeoutError(f"build {build_id} is still {build['status']}")
 
-    def logs(self) -> dict[str, str]:
-        """Each service's log file, for failure messages."""
-        log_dir = self.data_dir / "logs"
-        return {p.stem: p.read_text(errors="replace") for p in sorted(log_dir.glob("*.log"))}
-
-    def stop(self) -> str:
-        try:
-            return stop_stack(self.proc) if self.proc.poll() is None else ""
-        finally:
-            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
-
 
 @pytest.fixture(scope="session")
 def embedded_stack() -> Iterator[EmbeddedStack]:
     """One ``conda-store-server up`` for the session's tests that need the real processes."""
-    stack = EmbeddedStack.start()
-    yield stack
-    stack.stop()
+    with EmbeddedStack.start() as stack:
+        yield stack

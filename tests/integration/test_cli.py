@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,10 @@ from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ServedChannel
 from tests.harness.fixtures_stack import Stack
+from tests.harness.processes import Result, run_process
 
 SECRET = "cli-test-secret-long-enough-for-hs256!"
 PASSWORD = "password"  # the API's DummyAuthenticator default
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 @dataclass
@@ -99,26 +93,6 @@ def _hours(n: int):  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
     return timedelta(hours=n)
-
-
-async def run_process(
-    argv: Sequence[str], env: dict[str, str], timeout: float, stdin: bytes | None = None
-) -> Result:
-    """Run without blocking the loop: the API and the workers live on this same loop."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    return Result(proc.returncode or 0, out.decode(), err.decode())
 
 
 def _cli_bin(tmp_path: Path) -> Path:

@@ -40,6 +40,7 @@ from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ChannelServer, ServedChannel
 from tests.harness.fixtures_stack import Stack
+from tests.harness.processes import stop_process
 
 
 def spec_text(name: str, channel: str, *deps: str, pip: tuple[str, ...] = ()) -> str:
@@ -307,13 +308,8 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
         assert archive is not None and archive.size > 0
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if proc is not None:
+                stop_process(proc)
 
 
 async def test_logs_of_a_running_build_are_readable_before_it_finishes(

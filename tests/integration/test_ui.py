@@ -24,11 +24,8 @@ from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
 from shared.eventstore import EventStore
 from shared.settings import Settings
+from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, new_page
 from tests.harness.serving import serve_healthy
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "screenshots"
 
 
 @dataclass
@@ -128,16 +125,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, accept_downloads=True
-    )
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    async with new_page(browser) as page:
+        yield page
 
 
 async def shot(page: Any, request: pytest.FixtureRequest) -> None:
@@ -183,7 +172,9 @@ async def test_create_by_upload_live_build_page_and_lockfile(
         log = await page.text_content("#build-log") or ""
         if not seen_status or seen_status[-1] != status:
             seen_status.append(status)
-        if log.strip() and (not seen_logs or seen_logs[-1] != log):
+        # the page's own placeholder until the first line arrives is not log text
+        text = log.strip() and log.strip() != "Waiting for the build to start…"
+        if text and (not seen_logs or seen_logs[-1] != log):
             seen_logs.append(log)
             if status in ("QUEUED", "BUILDING"):
                 live_logs.append(log)

@@ -18,6 +18,7 @@ from shared.artifacts import (
 )
 from shared.auth import Permission
 from shared.buildlog import BuildLog
+from shared.public_url import registry_host, scope_base
 from shared.wire import Int64
 
 from ..deps import Caller, api_state, get_caller
@@ -39,19 +40,27 @@ async def readable_build(state: ApiState, caller: Caller, build_id: int):  # typ
     return row
 
 
-async def redirect_to(state: ApiState, key: str) -> Response:
-    return RedirectResponse(await state.artifacts.presigned_url(key, LINK_LIFETIME), 307)
+async def redirect_to(request: Request, state: ApiState, key: str) -> Response:
+    """307 to the artifact's link. A local ``/storage`` link stays a path, as conda-store's
+    are, under the URL prefix: it resolves on whatever origin the visitor used (S3 links
+    name their endpoint)."""
+    url = await state.artifacts.presigned_url(key, LINK_LIFETIME)
+    if url.startswith("/"):
+        url = request.scope["root_path"] + url
+    return RedirectResponse(url, 307)
 
 
-async def artifact_redirect(state: ApiState, build_id: int, artifact: str, what: str) -> Response:
+async def artifact_redirect(
+    request: Request, state: ApiState, build_id: int, artifact: str, what: str
+) -> Response:
     key = (await builds.artifacts(state.pool, build_id)).get(artifact)
     if not key:
         raise APIError(404, f"Build {build_id} doesn't have {what}")
-    return await redirect_to(state, key)
+    return await redirect_to(request, state, key)
 
 
-async def lockfile_response(state: ApiState, build_id: int) -> Response:
-    return await artifact_redirect(state, build_id, "LOCKFILE", "a lockfile")
+async def lockfile_response(request: Request, state: ApiState, build_id: int) -> Response:
+    return await artifact_redirect(request, state, build_id, "LOCKFILE", "a lockfile")
 
 
 async def _follow_log(state: ApiState, build_id: int) -> AsyncIterator[bytes]:
@@ -89,12 +98,15 @@ async def _follow_log(state: ApiState, build_id: int) -> AsyncIterator[bytes]:
 
 @router.get("/api/v1/build/{build_id}/logs/")
 async def build_logs(
-    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
 ) -> Response:
     row = await readable_build(state, caller, build_id)
     key = (await builds.artifacts(state.pool, build_id)).get("LOGS")
     if row["status"] in builds.TERMINAL and key:
-        return await redirect_to(state, key)
+        return await redirect_to(request, state, key)
     if row["status"] in builds.TERMINAL:
         text = await BuildLog(state.pool, build_id).text()
         return PlainTextResponse(text)
@@ -107,52 +119,69 @@ async def build_logs(
 
 @router.get("/api/v1/build/{build_id}/yaml/")
 async def build_yaml(
-    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
 ) -> Response:
     await readable_build(state, caller, build_id)
-    return await artifact_redirect(state, build_id, "YAML", "a yaml")
+    return await artifact_redirect(request, state, build_id, "YAML", "a yaml")
 
 
 @router.get("/api/v1/build/{build_id}/lockfile/")
 @router.get("/api/v1/build/{build_id}/conda-lock.yaml")
 @router.get("/api/v1/build/{build_id}/conda-lock.yml")
 async def build_lockfile(
-    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
 ) -> Response:
     await readable_build(state, caller, build_id)
-    return await lockfile_response(state, build_id)
+    return await lockfile_response(request, state, build_id)
 
 
 @router.get("/api/v1/build/{build_id}/archive/")
 async def build_archive(
-    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
 ) -> Response:
     await readable_build(state, caller, build_id)
-    return await artifact_redirect(state, build_id, "CONDA_PACK", "an archive")
+    return await artifact_redirect(request, state, build_id, "CONDA_PACK", "an archive")
 
 
 @router.get("/api/v1/build/{build_id}/installer/")
 async def build_installer(
-    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
 ) -> Response:
     await readable_build(state, caller, build_id)
     key = (await builds.artifacts(state.pool, build_id)).get("CONSTRUCTOR_INSTALLER")
     if not key:
         raise APIError(400, f"Build {build_id} doesn't have an installer")
-    return await redirect_to(state, key)
+    return await redirect_to(request, state, key)
 
 
 @router.get("/api/v1/build/{build_id}/docker/")
 async def build_docker(
-    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
 ) -> Response:
     row = await readable_build(state, caller, build_id)
     if "DOCKER_MANIFEST" not in await builds.artifacts(state.pool, build_id):
         response = error_response(400, f"Build {build_id} doesn't have a docker manifest")
         response.headers.update(DEPRECATED_HEADERS)
         return response
-    registry = state.settings.registry_external_url or state.config.default_registry_external_url
-    registry = registry.removeprefix("https://").removeprefix("http://").rstrip("/")
+    settings = state.settings
+    registry = registry_host(
+        scope_base(request.scope), settings.registry_port, settings.registry_external_url
+    )
     image = f"{registry}/{row['namespace']}/{row['environment']}:{row['build_key']}"
     return PlainTextResponse(image, headers=DEPRECATED_HEADERS)
 

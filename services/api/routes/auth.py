@@ -102,8 +102,9 @@ async def login(request: Request, state: ApiState = Depends(api_state)) -> Respo
     return response
 
 
-@router.post("/logout/")
+@router.api_route("/logout/", methods=["GET", "POST"])
 async def logout(request: Request, state: ApiState = Depends(api_state)) -> Response:
+    """conda-store's POST; GET too, so the pages' "Log out" link works through the gateway."""
     target = safe_next(request, request.query_params.get("next"))
     response = RedirectResponse(target, status_code=303)
     response.delete_cookie(state.config.cookie_name, path="/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -165,6 +165,7 @@ async def delete_environment(
 async def environment_lockfile(
     namespace: str,
     name: str,
+    request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
 ) -> Response:
@@ -172,4 +173,4 @@ async def environment_lockfile(
     env = await environment_or_404(state, namespace, name)
     if env["current_build_id"] is None:
         raise APIError(404, "environment has no current build")
-    return await lockfile_response(state, env["current_build_id"])
+    return await lockfile_response(request, state, env["current_build_id"])

@@ -13,7 +13,7 @@ from shared.auth import Permission
 from shared.remote_solve import request_solve
 from shared.spec import (
     SpecificationError,
-    normalize_channel,
+    allowed_channel_urls,
     normalize_specification,
     parse_specification,
 )
@@ -57,22 +57,28 @@ def _parse(body: SpecificationBody) -> Any:
 @router.get("/api/v1/specification/")
 async def solve_specification(
     channel: list[str] = Query(default=[]),
+    channels: list[str] = Query(default=[]),
     conda: list[str] = Query(default=[]),
     pip: list[str] = Query(default=[]),
     state: ApiState = Depends(api_state),
 ) -> Response:
     """Remote solve (conda-store's contract: no auth check, ``{"solve": [...]}`` unwrapped).
 
-    Channels are resolved with the global settings as builds do; any solver replica answers
-    over NATS from the same cache builds use.
+    Anyone may call it, so channels go through the same policy as builds
+    (``conda_allowed_channels`` of the global settings) before anything is fetched: a
+    disallowed URL is a 400, never a request from the server. ``channels`` is what
+    conda-store's own client sends; its rows need ``size`` and ``channel_id``, which are added.
+    Any solver replica answers over NATS from the same cache builds use.
     """
     settings = await resolved_settings(state.pool)
-    channels = [
-        normalize_channel(settings.conda_channel_alias, c)
-        for c in (channel or settings.conda_default_channels)
-    ]
+    try:
+        urls = allowed_channel_urls(
+            channel + channels or list(settings.conda_default_channels), settings
+        )
+    except SpecificationError as exc:
+        raise APIError(400, exc.message) from exc
     request = {
-        "channels": channels,
+        "channels": urls,
         "conda": conda,
         "pip": pip,
         "platforms": list(settings.conda_solve_platforms),
@@ -85,7 +91,20 @@ async def solve_specification(
         raise APIError(503, f"no solver answered: {type(exc).__name__}") from exc
     if reply.get("status") != "ok":
         raise APIError(400, str(reply.get("message", "solve failed")))
-    return JSONResponse({"solve": reply["packages"]})
+    return JSONResponse({"solve": await _with_channel_ids(state, reply["packages"])})
+
+
+async def _with_channel_ids(state: ApiState, packages: list[dict[str, Any]]) -> list[dict]:
+    """conda-store's solve rows carry ``channel_id`` and a numeric ``size``."""
+    names = sorted({p.get("channel") or "" for p in packages})
+    rows = await state.pool.fetch(
+        "SELECT name, id FROM conda_channels WHERE name = ANY($1::text[])", names
+    )
+    ids = {row["name"]: row["id"] for row in rows}
+    return [
+        {**p, "size": p.get("size") or 0, "channel_id": ids.get(p.get("channel") or "")}
+        for p in packages
+    ]
 
 
 @router.post("/api/v1/specification/")

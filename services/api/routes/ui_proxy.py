@@ -4,7 +4,8 @@ Include this router **last** (``app.include_router(ui_proxy.router)`` after ever
 so it only sees what the API does not serve. Paths under ``/api/`` are never forwarded: an
 unknown API path stays conda-store's 404. The ui service's address is ``settings.ui_url``, else
 ``http://127.0.0.1:<ui_port>``. Requests and responses are streamed (the ui serves static files
-and HTML; nothing here buffers them).
+and HTML; nothing here buffers them). The ui gets the path below the URL prefix and the
+visitor's base in ``X-Forwarded-*``, so its links are the visitor's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.routing import Match
 
-from shared.http import raw_path
+from shared.public_url import forwarded_headers, raw_route_path, scope_base, without_forwarded
 
 from ..deps import api_state
 from ..envelopes import error_response
@@ -90,10 +91,11 @@ async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_st
     if request.method not in FORWARDED:
         return error_response(405, "Method Not Allowed")
     client = _client(request, ui_base_url(state))
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
+    headers = without_forwarded((k, v) for k, v in request.headers.items() if k.lower() not in _HOP)
+    headers += forwarded_headers(scope_base(request.scope)).items()
     upstream = client.build_request(
         request.method,
-        raw_path(request.scope),
+        raw_route_path(request.scope),
         params=request.url.query,
         headers=headers,
         content=request.stream() if request.method == "POST" else None,

@@ -38,7 +38,6 @@ async def build_page(request: Request, build_id: Int64, search: str = "") -> HTM
         environment = (build.get("specification") or {}).get("name") or ""
     arn = f"{namespace}/{environment}"
     artifacts = {a["artifact_type"]: a for a in build.get("build_artifacts") or []}
-    settings = request.app.state.settings
     return render(
         request,
         "build.html",
@@ -52,7 +51,7 @@ async def build_page(request: Request, build_id: Int64, search: str = "") -> HTM
         search=search,
         artifacts=artifacts,
         docker=docker if docker and "error" not in docker[:20] else None,
-        base_url=(settings.external_url or str(request.base_url)).rstrip("/"),
+        base_url=str(request.base_url).rstrip("/"),  # the visitor's (see shared.public_url)
         can_update=viewer.can(P.ENVIRONMENT_UPDATE, arn),
         can_delete_build=viewer.can(P.BUILD_DELETE, arn),
         can_cancel=viewer.can(P.BUILD_CANCEL, arn),

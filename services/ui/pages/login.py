@@ -1,38 +1,26 @@
-"""``/login/`` (a form whose script posts JSON to the API's ``POST /login/``) and ``/logout/``."""
+"""``/login/``: a form whose script posts JSON to the API's ``POST /login/``. Logging out is
+the API's ``/logout/`` (the "Log out" link reaches it through the gateway or the passthrough)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
-from services.ui.client import AUTH_COOKIE
 from services.ui.deps import api_for, viewer_for
 from services.ui.render import render
 
 router = APIRouter()
 
 
-def safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after login, never another host."""
-    if target and target.startswith("/") and not target.startswith("//"):
+def safe_next(request: Request, target: str | None) -> str:
+    """Only same-site paths are followed after login, never another host; the default is
+    the home page under the URL prefix."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
-    return "/"
+    return f"{request.scope['root_path']}/"
 
 
 @router.get("/login/", response_class=HTMLResponse)
-async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+async def login_page(request: Request, next: str | None = None) -> HTMLResponse:
     viewer = await viewer_for(request, api_for(request))
-    return render(request, "login.html", viewer=viewer, next=safe_next(next))
-
-
-@router.get("/logout/")
-async def logout(request: Request, next: str = "/") -> RedirectResponse:
-    """Ask the API to forget the session, then drop the cookie ourselves either way."""
-    api = api_for(request)
-    try:
-        await api.request("POST", "/logout/")
-    except Exception:  # the cookie is cleared below regardless
-        pass
-    response = RedirectResponse(safe_next(next), status_code=303)
-    response.delete_cookie(AUTH_COOKIE, path="/")
-    return response
+    return render(request, "login.html", viewer=viewer, next=safe_next(request, next))

@@ -20,7 +20,8 @@ async def user_page(request: Request) -> Response:
         viewer_for(request, api), api.data_or_none("/api/v1/usage/")
     )
     if not viewer.authenticated:
-        return RedirectResponse("/login/?next=/user/", status_code=303)
+        root = request.scope["root_path"]
+        return RedirectResponse(f"{root}/login/?next={root}/user/", status_code=303)
     rows = []
     for key, permissions in sorted(viewer.entity_permissions.items()):
         namespace, _, name = key.partition("/")

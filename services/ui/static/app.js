@@ -3,6 +3,8 @@
 // API decides, and its refusal message is shown as is.
 "use strict";
 
+// The URL prefix the server runs under ("" or e.g. "/conda-store"): every path starts with it.
+const ROOT = document.documentElement.dataset.root || "";
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
@@ -73,7 +75,7 @@ document.addEventListener("click", async (event) => {
   try {
     const result = await api(button.dataset.method, button.dataset.url, button.dataset.body);
     if (button.dataset.redirectBuild && result && result.data && result.data.build_id) {
-      window.location = `/build/${result.data.build_id}/`;
+      window.location = `${ROOT}/build/${result.data.build_id}/`;
     } else if (button.dataset.redirect) {
       window.location = button.dataset.redirect;
     } else {
@@ -117,14 +119,14 @@ if (loginForm) {
     const error = $("#login-error");
     error.hidden = true;
     try {
-      const result = await api("POST", "/login/", {
+      const result = await api("POST", `${ROOT}/login/`, {
         username: $("#username").value,
         password: $("#password").value,
       });
       // The page's own ?next= (a same-site path); the API's redirect_url is its base URL,
       // which is another origin when the ui is opened on its own port.
       void result;
-      window.location = loginForm.dataset.next || "/";
+      window.location = loginForm.dataset.next || `${ROOT}/`;
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
@@ -152,7 +154,7 @@ if (namespaceForm) {
     event.preventDefault();
     const name = $("#namespace-name").value.trim();
     try {
-      await api("POST", `/api/v1/namespace/${encodeURIComponent(name)}/`);
+      await api("POST", `${ROOT}/api/v1/namespace/${encodeURIComponent(name)}/`);
       window.location.reload();
     } catch (e) { flash(e.message); }
   });
@@ -203,7 +205,7 @@ if (buildLog) {
 
   async function pollStatus() {
     try {
-      const result = await api("GET", `/api/v1/build/${buildId}/`);
+      const result = await api("GET", `${ROOT}/api/v1/build/${buildId}/`);
       if (result.data.status !== status) {
         status = result.data.status;
         $("#build-status").innerHTML = `<span class="badge status-${status.toLowerCase()}">${status.toLowerCase()}</span>`;
@@ -292,7 +294,7 @@ if (createForm) {
     if (local.length) { showProblems(local); return false; }
     validity.textContent = "Checking…";
     validity.className = "muted";
-    const response = await fetch("/create/validate", {
+    const response = await fetch(`${ROOT}/create/validate`, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
@@ -369,8 +371,8 @@ if (createForm) {
       body.environment_name = $("#environment-name").value;
     }
     try {
-      const result = await api("POST", "/api/v1/specification/", body);
-      window.location = `/build/${result.data.build_id}/`;
+      const result = await api("POST", `${ROOT}/api/v1/specification/`, body);
+      window.location = `${ROOT}/build/${result.data.build_id}/`;
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;

@@ -1,8 +1,10 @@
 """The embedded single-machine stack: Postgres, NATS and every service as supervised children.
 
 Data lives in ``data_dir`` (database cluster, JetStream store, artifacts, secret), so stopping
-and starting again keeps everything. Ports that were not set explicitly fall back to free ones
-when their default is taken, and ``data_dir/stack.json`` records what was chosen.
+and starting again keeps everything, and a Postgres or nats-server that dies is started again
+on the same port with the same data (the services reconnect by themselves). Ports that were
+not set explicitly fall back to free ones when their default is taken, and
+``data_dir/stack.json`` records what was chosen.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shared.auth_store import jwt_secret
 from shared.embedded.nats import NatsServer
 from shared.embedded.ports import free_port, port_is_open
 from shared.embedded.postgres import PostgresCluster
+from shared.embedded.supervisor import Supervised, Supervisor
 from shared.settings import Settings
 
 SERVICE_ORDER = ("relay", "projector", "solver", "packer", "registry", "ui", "api")
@@ -59,28 +62,25 @@ async def _prepare_database(dsn: str) -> None:
 
 
 class Child:
+    """One service process (``python -m services.cli <name>``), supervised."""
+
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-        self.started_at = 0.0
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child process)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", self.name], env=self.env, stdout=log, stderr=log
         )
-        self.started_at = time.monotonic()
 
-    def poll_and_restart(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            self.restarts += 1
-            delay = min(2**self.restarts, 30) if time.monotonic() - self.started_at < 10 else 0
-            _say(f"{self.name} exited with {self.proc.returncode}; restarting in {delay}s")
-            time.sleep(delay)
-            self.start()
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def describe_exit(self) -> str:
+        return f"exited with {self.proc.returncode if self.proc else None}"
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -141,8 +141,9 @@ def run_embedded(settings: Settings) -> int:
     # server by whatever name gets links that work for them.
 
     children = [Child(name, env, log_dir) for name in SERVICE_ORDER]
-    for child in children:
-        child.start()
+    servers: list[Supervised] = [p for p in (cluster, nats) if p is not None]
+    supervisor = Supervisor([*servers, *children], say=_say)
+    supervisor.start_all()
 
     health = {
         "api": f"http://{host}:{ports['api_port']}/health",
@@ -166,9 +167,8 @@ def run_embedded(settings: Settings) -> int:
     try:
         while not stopping:
             time.sleep(0.2)
-            for child in children:
-                if not stopping:
-                    child.poll_and_restart()
+            if not stopping:
+                supervisor.tick()
     finally:
         _say("stopping...")
         for child in reversed(children):

@@ -70,6 +70,13 @@ class PackageRef(BaseModel):
 
 
 class SpecSubmitted(EventData):
+    """A build was asked for.
+
+    Version 2 carries the description only inside ``specification`` (version 1 repeated it
+    in ``description``, doubling the event for a long one); readers take either.
+    """
+
+    schema_version: ClassVar[int] = 2
     build_id: int
     namespace: str
     environment: str
@@ -89,7 +96,7 @@ class SpecSubmitted(EventData):
         default=None,
         description="A submitted lockfile's text as the client sent it, served back as is.",
     )
-    description: str = ""
+    description: str = Field(default="", description="Version 1 only; now in ``specification``.")
     build_key: str = ""
     scheduled_on: datetime = Field(default_factory=utcnow)
     rebuild_of: int | None = None

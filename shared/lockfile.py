@@ -67,6 +67,8 @@ def read_lockfile(path: Path, platform: str | None = None) -> LockContents:
     try:
         lock = rattler.LockFile.from_path(path)
     except Exception as exc:
+        if not path.is_file():  # deleted under us: the machine's problem, not the lockfile's
+            raise FileNotFoundError(f"the lockfile {path} vanished before it was read") from exc
         raise UserError(f"invalid lockfile: {exc}") from exc
     env = lock.default_environment()
     if env is None:

@@ -109,5 +109,7 @@ async def install_pip(
     lines = out.decode(errors="replace").splitlines()
     if proc.returncode != 0:
         tail = "\n".join(lines[-30:])
+        if not (prefix / "bin").is_dir():  # the prefix vanished: not pip's refusal, retry
+            raise FileNotFoundError(f"the prefix {prefix} vanished during pip install:\n{tail}")
         raise UserError(f"pip install failed (exit {proc.returncode}):\n{tail}")
     return lines

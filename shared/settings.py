@@ -101,8 +101,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    consumer_max_deliver: int = 5
-    consumer_ack_wait_s: float = 30.0
+    consumer_max_deliver: int = Field(
+        default=5,
+        description="Attempts a worker makes at one message (counted when one really starts); "
+        "the last failure becomes the worker's failure event (e.g. BuildFailed).",
+    )
+    consumer_ack_wait_s: float = Field(
+        default=30.0,
+        description="JetStream's ack wait; running work extends it with in-progress acks.",
+    )
+    consumer_lease_s: float | None = Field(
+        default=None,
+        description="Term of the lease that keeps a redelivered message from running beside "
+        "its running attempt (renewed every third of it); unset means the ack wait.",
+    )
     solve_timeout_s: float = 300.0
     repodata_ttl_s: float = Field(
         default=60.0, description="Seconds the solver trusts in-memory repodata."
@@ -174,6 +186,10 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_prefix(cls, value: str) -> str:
         return normalize_prefix(value)
+
+    @property
+    def lease_term_s(self) -> float:
+        return self.consumer_lease_s or self.consumer_ack_wait_s
 
     @property
     def artifact_root(self) -> Path:

@@ -90,7 +90,6 @@ async def submit_specification(
         conda_dependencies=stored.conda_dependencies(),
         pip_dependencies=stored.pip_dependencies(),
         platforms=list(settings.conda_solve_platforms),
-        description=stored.description or "",
         rebuild_of=rebuild_of,
     )
 
@@ -117,5 +116,4 @@ async def submit_lockfile(
         specification=spec_dict,
         is_lockfile=True,
         lockfile_text=lockfile_spec.submitted_text,
-        description=lockfile_spec.description or "",
     )

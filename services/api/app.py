@@ -21,14 +21,20 @@ from shared.artifacts import (
 )
 from shared.auth import DummyAuthenticator, TokenCodec
 from shared.auth_store import jwt_secret
-from shared.eventstore import EventStore
+from shared.eventstore import STORE_UNAVAILABLE, EventStore, EventTooLarge
 from shared.http_edge import EdgeGuard
 from shared.projections.store import create_tables
 from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 
 from .config import ApiConfig
-from .envelopes import APIError, api_error_handler, http_error_handler
+from .envelopes import (
+    APIError,
+    api_error_handler,
+    http_error_handler,
+    store_unavailable_handler,
+    too_large_handler,
+)
 from .middleware import QuerySlashMiddleware
 from .names import refuse_long_path_names
 from .queries.namespaces import default_namespace
@@ -119,6 +125,9 @@ def create_app(
     )
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(EventTooLarge, too_large_handler)
+    for unavailable in STORE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, store_unavailable_handler)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

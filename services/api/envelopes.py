@@ -119,6 +119,18 @@ async def api_error_handler(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.message)
 
 
+async def too_large_handler(_: Request, exc: Exception) -> Response:
+    """An event over the store's size limit: nothing was written."""
+    return error_response(413, str(exc))
+
+
+async def store_unavailable_handler(_: Request, exc: Exception) -> Response:
+    """Postgres is restarting or unreachable: a retry soon will work, so 503, not 500."""
+    response = error_response(503, "the database is unavailable; retry shortly")
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 async def http_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(exc.status_code, str(exc.detail))

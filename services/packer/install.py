@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +24,15 @@ from shared.package_cache import installing
 from shared.settings import Settings
 
 
-def build_prefix(settings: Settings, build_id: int) -> Path:
-    """``<data_dir>/builds/<id>``: short on purpose (packages patch their prefix into files)."""
-    return Path(settings.data_dir).absolute() / "builds" / str(build_id)
+def build_prefix(settings: Settings, build_id: int, attempt: int) -> Path:
+    """``<data_dir>/builds/<id>.<attempt>``: short on purpose (packages patch their prefix into
+    files), and one per attempt, so that two attempts can never share a file."""
+    return Path(settings.data_dir).absolute() / "builds" / f"{build_id}.{attempt}"
+
+
+def scratch_dirs(settings: Settings, build_id: int) -> list[Path]:
+    """Every attempt's prefix and work directory of ``build_id`` that exists now."""
+    return sorted((Path(settings.data_dir).absolute() / "builds").glob(f"{build_id}.*"))
 
 
 def check_prefix_length(prefix: Path) -> None:
@@ -38,15 +45,24 @@ async def remove_tree(path: Path) -> None:
     await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
 
 
-async def clean_prefix(prefix: Path) -> None:
-    """Start from nothing: a redelivered build may find a half-built prefix of a dead packer."""
-    await remove_tree(prefix)
-    await asyncio.to_thread(prefix.parent.mkdir, parents=True, exist_ok=True)
+async def remove_earlier_attempts(settings: Settings, build_id: int, keep: Path) -> None:
+    """Delete what earlier attempts left (a packer killed mid-build). Only the lease holder
+    calls this: every earlier attempt has died or given up, none is still using its files."""
+    for path in await asyncio.to_thread(scratch_dirs, settings, build_id):
+        if path != keep and not path.name.startswith(f"{keep.name}."):
+            await remove_tree(path)
 
 
-def _is_missing_package(text: str) -> bool:
-    lowered = text.lower()
-    return any(s in lowered for s in ("404", "not found", "no such file", "410 gone"))
+_CHANNEL_LACKS_IT = re.compile(r"HTTP status client error \((404|410)\b", re.IGNORECASE)
+
+
+def is_missing_package(text: str) -> bool:
+    """True when rattler's error says the channel answered 404/410 for a package.
+
+    Only the channel's answer counts: a local file error ("No such file or directory", a cache
+    entry or a prefix that vanished) is the machine's problem, retried, never the user's.
+    """
+    return _CHANNEL_LACKS_IT.search(text) is not None
 
 
 async def install_conda(
@@ -82,6 +98,6 @@ async def install_conda(
                 raise
     except Exception as exc:
         text = str(exc)
-        if type(exc).__name__ == "InstallerError" and _is_missing_package(text):
+        if type(exc).__name__ == "InstallerError" and is_missing_package(text):
             raise UserError(f"a package could not be fetched from its channel:\n{text}") from exc
         raise

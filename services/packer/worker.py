@@ -3,11 +3,13 @@
 Status BUILDING already comes from the solver's ``BuildStarted``; the packer appends only the
 outcome. User errors (a package the channel lacks, pip refusing a pin, a prefix over 255
 characters) become ``BuildFailed`` at once because a retry cannot help; infrastructure errors
-raise, so the consumer retries and, after the last attempt, ``exhausted`` records the failure.
+(the network, the disk, a file that vanished) raise, so the consumer retries and, after the
+last attempt, ``exhausted`` records the failure.
 
-The build prefix is scratch space: it is wiped before a build starts (a redelivery after a
-crash starts clean) and deleted after packing. The archive is the artifact; unlike
-conda-store, no DIRECTORY artifact is kept. The shared package cache stays.
+The build prefix is scratch space, one per attempt (``builds/<id>.<attempt>``): the attempt
+that holds the build's lease deletes what earlier, dead attempts left, and its own prefix
+after packing. The archive is the artifact; unlike conda-store, no DIRECTORY artifact is
+kept. The shared package cache stays.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from .cancel import CancelRegistry
 from .install import (
     build_prefix,
     check_prefix_length,
-    clean_prefix,
     install_conda,
+    remove_earlier_attempts,
     remove_tree,
 )
 from .logs import InstallReporter, PackerLog, describe_error
@@ -143,13 +145,13 @@ class PackerWorker(Worker):
 
     async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
         build_id = solved.build_id
-        prefix = build_prefix(self.settings, build_id)
-        workdir = prefix.with_name(f"{build_id}.work")
+        prefix = build_prefix(self.settings, build_id, ctx.attempt)
+        workdir = prefix.with_name(f"{prefix.name}.work")
         progress = _Progress()
         try:
             await plog.write(
                 "download",
-                f"packing build {build_id} (attempt {ctx.delivery} of {ctx.max_attempts})"
+                f"packing build {build_id} (attempt {ctx.attempt} of {ctx.max_attempts})"
                 f" on {self.worker_id}",
             )
             check_prefix_length(prefix)
@@ -166,7 +168,7 @@ class PackerWorker(Worker):
             await _write_quietly(
                 plog,
                 progress.phase,
-                f"build failed: {cause}" if final else f"attempt {ctx.delivery} failed: {cause}",
+                f"build failed: {cause}" if final else f"attempt {ctx.attempt} failed: {cause}",
             )
             key = await plog.save_quietly()
             if key is not None:
@@ -179,12 +181,22 @@ class PackerWorker(Worker):
     async def _run_phases(
         self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
     ) -> EventData:
-        build_id = solved.build_id
-        started = time.monotonic()
-        await clean_prefix(prefix)
+        await remove_earlier_attempts(self.settings, solved.build_id, keep=prefix)
+        await remove_tree(prefix)
         await remove_tree(workdir)
         await asyncio.to_thread(workdir.mkdir, parents=True)
+        try:
+            return await self._phases(solved, plog, prefix, workdir, progress)
+        except UserError as exc:
+            if not await asyncio.to_thread(workdir.is_dir):  # a local fault: retried
+                raise FileNotFoundError(f"the build's work directory vanished: {exc}") from exc
+            raise
 
+    async def _phases(
+        self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
+    ) -> EventData:
+        build_id = solved.build_id
+        started = time.monotonic()
         lock_path = workdir / "conda-lock.yml"
         await self.artifacts.download_file(solved.lockfile_key, lock_path)
         contents = read_lockfile(lock_path)

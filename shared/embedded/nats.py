@@ -21,6 +21,10 @@ def nats_server_binary() -> str:
 
 
 class NatsServer:
+    """One nats-server; it can be supervised (``alive``, ``start(wait=False)``)."""
+
+    name = "nats"
+
     def __init__(self, store_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.store_dir = Path(store_dir)
         self.host = host
@@ -31,7 +35,8 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start on the same port and store directory as before (the same data)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 (owned by the child)
         self.proc = subprocess.Popen(
@@ -48,7 +53,14 @@ class NatsServer:
             stdout=log,
             stderr=log,
         )
-        wait_for_port(self.host, self.port)
+        if wait:
+            wait_for_port(self.host, self.port)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def describe_exit(self) -> str:
+        return f"exited with {self.proc.returncode if self.proc else None}"
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import asyncpg
@@ -34,8 +35,17 @@ def postgres_bindir() -> Path:
     return Path(candidates[-1]).parent
 
 
+STARTUP_GRACE_S = 5.0
+"""How long a server started without waiting counts as alive before its pid file shows it."""
+
+
 class PostgresCluster:
-    """initdb/start/stop of one cluster; ``dsn(db)`` gives a URL for a database in it."""
+    """initdb/start/stop of one cluster; ``dsn(db)`` gives a URL for a database in it.
+
+    It can be supervised (``shared.embedded.supervisor``): ``alive``, ``start(wait=False)``.
+    """
+
+    name = "postgres"
 
     def __init__(self, datadir: Path, port: int | None = None, fast: bool = False) -> None:
         self.datadir = Path(datadir).absolute()
@@ -44,6 +54,7 @@ class PostgresCluster:
         self.bindir = postgres_bindir()
         self.as_root = os.geteuid() == 0
         self.user = "postgres" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
+        self._launched_at = 0.0
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bindir / args[0]), *args[1:]]
@@ -85,13 +96,15 @@ class PostgresCluster:
             "--locale=C",
         )
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the server; with ``wait=False`` return at once (the port opens when ready)."""
         if not self.initialized:
             self.init()
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
         if self.fast:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         opts += " -c max_connections=200"
+        self._launched_at = time.monotonic()
         self._run(
             "pg_ctl",
             "-D",
@@ -100,10 +113,28 @@ class PostgresCluster:
             opts,
             "-l",
             str(self.datadir / "server.log"),
-            "-w",
+            "-w" if wait else "-W",
             "start",
         )
-        wait_for_port("127.0.0.1", self.port)
+        if wait:
+            wait_for_port("127.0.0.1", self.port)
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, from its lock file; None if there is none."""
+        try:
+            first = (self.datadir / "postmaster.pid").read_text().split("\n", 1)[0]
+            pid = int(first)
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def alive(self) -> bool:
+        if self.postmaster_pid() is not None:
+            return True
+        return time.monotonic() - self._launched_at < STARTUP_GRACE_S  # still starting
+
+    def describe_exit(self) -> str:
+        return "is not running (no live postmaster)"
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
@@ -122,3 +153,15 @@ class PostgresCluster:
         finally:
             await conn.close()
         return self.dsn(name)
+
+
+def _alive(pid: int, command: str = "postgres") -> bool:
+    """``pid`` runs ``command`` and is not a zombie (a killed postmaster lingers as one until
+    reaped, and a dead one's pid may be reused by anything)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    name = stat[stat.find("(") + 1 : stat.rfind(")")]
+    state = stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
+    return name == command and state not in ("Z", "X")

@@ -1,14 +1,17 @@
 """Append-only event store on Postgres (asyncpg)."""
 
-from .errors import AlreadyProcessed, ConcurrencyError
+from .errors import STORE_UNAVAILABLE, AlreadyProcessed, ConcurrencyError, EventTooLarge
 from .migrate import apply_migrations
-from .store import NO_STREAM, Append, EventStore, create_pool, record_from_row
+from .store import MAX_EVENT_BYTES, NO_STREAM, Append, EventStore, create_pool, record_from_row
 
 __all__ = [
     "NO_STREAM",
+    "STORE_UNAVAILABLE",
     "AlreadyProcessed",
     "Append",
     "ConcurrencyError",
+    "EventTooLarge",
+    "MAX_EVENT_BYTES",
     "EventStore",
     "apply_migrations",
     "create_pool",

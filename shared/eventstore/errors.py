@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import asyncpg
+
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused or reset: the server is down or restarting
+    asyncpg.InterfaceError,  # the connection was closed under us
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, crashed
+)
+"""What asyncpg raises while Postgres is away; a retry after it is back succeeds."""
+
 
 class ConcurrencyError(Exception):
     """The stream moved on since the caller read it: ``expected`` no longer equals ``actual``."""
@@ -15,3 +25,15 @@ class ConcurrencyError(Exception):
 
 class AlreadyProcessed(Exception):
     """A consumer's tracking record exists: the message was handled before."""
+
+
+class EventTooLarge(ValueError):
+    """An event over ``MAX_EVENT_BYTES``: it could never be published (413 at the API)."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"a {event_type} event of {size} bytes is over the limit of {limit} bytes per event"
+        )
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit

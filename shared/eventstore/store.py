@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,13 +14,18 @@ import asyncpg
 from shared.events import EventMetadata, NewEvent, RecordedEvent
 from shared.logging import get_logger
 
-from .errors import ConcurrencyError
+from .errors import ConcurrencyError, EventTooLarge
 from .migrate import apply_migrations
 
 log = get_logger(__name__)
 
 NO_STREAM = 0
 """Pass as ``expected_version`` to require that the stream does not exist yet."""
+
+MAX_EVENT_BYTES = 768 * 1024
+"""The largest event the store takes (its JSON row). The relay publishes every event as one
+NATS message, whose default limit is 1 MiB; the rest is room for the envelope and headers.
+A bigger event could never reach the workers, so it is refused before it is written."""
 
 _COLUMNS = (
     "global_position, stream, version, event_id, type, schema_version, data, metadata, "
@@ -111,6 +116,10 @@ class EventStore:
         if not events:
             return []
         payload = [e.row() for e in events]
+        for row in payload:
+            size = len(dump_json(row).encode())
+            if size > MAX_EVENT_BYTES:
+                raise EventTooLarge(row["type"], size, MAX_EVENT_BYTES)
         try:
             if conn is None:
                 async with self.pool.acquire() as c:
@@ -150,14 +159,21 @@ class EventStore:
             yield conn
 
     async def append_many(
-        self, appends: Sequence[Append], *, tracking: tuple[str, str] | None = None
+        self,
+        appends: Sequence[Append],
+        *,
+        tracking: tuple[str, str] | None = None,
+        fence: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
     ) -> list[RecordedEvent] | None:
         """Append to several streams in one transaction.
 
         With ``tracking=(consumer, message_key)`` the tracking record is written in the same
-        transaction; if it already exists nothing is appended and None is returned.
+        transaction; if it already exists nothing is appended and None is returned. ``fence``
+        runs first in the transaction and aborts it by raising (a worker that lost its lease).
         """
         async with self.transaction() as conn:
+            if fence is not None:
+                await fence(conn)
             if tracking is not None:
                 inserted = await conn.fetchval(
                     "INSERT INTO tracking (consumer, message_key) VALUES ($1, $2) "
@@ -243,4 +259,4 @@ class EventStore:
 
 
 def dump_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

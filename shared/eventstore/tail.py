@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -37,7 +38,8 @@ class LogTailer:
     async def __aexit__(self, *exc: object) -> None:
         if self._conn is not None:
             try:
-                await self._conn.remove_listener("cs_events", self._notified)
+                with contextlib.suppress(Exception):  # a dead connection has no listener left
+                    await self._conn.remove_listener("cs_events", self._notified)
             finally:
                 await self.store.pool.release(self._conn)
 

@@ -213,8 +213,9 @@ class ReadModel:
         env = self._environment(d["namespace"], d["environment"], at)
         new_environment = env.current_build_id is None or env.deleted_on is not None
         env.deleted_on = None
-        if d.get("description"):
-            env.description = d["description"]
+        description = d.get("description") or (d.get("specification") or {}).get("description")
+        if description:  # version 1 repeated it beside the spec; version 2 has it only inside
+            env.description = description
         spec = self.specifications.get(d["sha256"])
         if spec is None:
             spec = Specification(

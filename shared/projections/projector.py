@@ -11,7 +11,7 @@ import time
 
 from shared.events import MessageParked, RecordedEvent, new_event
 from shared.eventstore import Append, EventStore, record_from_row
-from shared.eventstore.leader import leadership
+from shared.eventstore.leader import leadership, run_as_leader
 from shared.eventstore.tail import LogTailer
 from shared.logging import get_logger
 from shared.package_index import merge_channel_packages
@@ -72,20 +72,23 @@ class Projector:
             self.position = await self.store.load_position(POSITION_NAME, conn)
 
     async def run(self) -> None:
-        async with leadership(self.store, "projector"):
-            await self.load()
-            log.info("projector started", position=self.position)
-            async with LogTailer(self.store, self.position, self.batch_size) as tailer:
-                async for batch in tailer.batches():
-                    parked = [p for event in batch if (p := apply_or_park(self.model, event))]
-                    last = batch[-1].global_position
-                    async with self.store.transaction() as conn:
-                        await write_dirty(conn, self.model, self.model.take_dirty())
-                        await self.store.save_position(POSITION_NAME, last, conn)
-                        await conn.execute("SELECT pg_notify('cs_projection', $1)", str(last))
-                    tailer.position = self.position = last
-                    for event, error in parked:
-                        await park(self.store, event, error)
+        """Project forever; if Postgres goes away, reconnect, reload the model and resume."""
+        await run_as_leader(self.store, POSITION_NAME, self._project)
+
+    async def _project(self) -> None:
+        await self.load()
+        log.info("projector started", position=self.position)
+        async with LogTailer(self.store, self.position, self.batch_size) as tailer:
+            async for batch in tailer.batches():
+                parked = [p for event in batch if (p := apply_or_park(self.model, event))]
+                last = batch[-1].global_position
+                async with self.store.transaction() as conn:
+                    await write_dirty(conn, self.model, self.model.take_dirty())
+                    await self.store.save_position(POSITION_NAME, last, conn)
+                    await conn.execute("SELECT pg_notify('cs_projection', $1)", str(last))
+                tailer.position = self.position = last
+                for event, error in parked:
+                    await park(self.store, event, error)
 
 
 async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tuple[int, float]:

@@ -14,7 +14,9 @@ from shared.spec.errors import SpecificationError
 from shared.spec.hashing import recursive_sort, specification_sha256
 from shared.spec.model import (
     ALLOWED_PIP_OPTIONS,
+    MAX_DESCRIPTION_CHARS,
     MAX_NAME_LENGTH,
+    MAX_SPECIFICATION_BYTES,
     NAME_PATTERN,
     CondaSpecification,
     CondaSpecificationPip,
@@ -47,6 +49,8 @@ __all__ = [
     "DYNAMIC_CHANNELS",
     "DYNAMIC_NAMESPACE",
     "MAX_NAME_LENGTH",
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_SPECIFICATION_BYTES",
     "NAME_PATTERN",
     "CondaSpecification",
     "CondaSpecificationPip",

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from shared.spec.errors import SpecificationError
-from shared.spec.model import EnvironmentName, load_yaml
+from shared.spec.model import Description, EnvironmentName, check_specification_size, load_yaml
 
 SUPPORTED_LOCKFILE_VERSION = 1
 
@@ -34,7 +34,7 @@ class LockfileSpecification(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
     name: EnvironmentName
-    description: str | None = ""
+    description: Description | None = ""
     lockfile: Lockfile
     _text: str | None = PrivateAttr(default=None)
 
@@ -60,6 +60,7 @@ def parse_lockfile_submission(
     explicit message for an unsupported ``version``, and pydantic's text (as conda-store
     returns it, ``str(ValidationError)``) for anything else.
     """
+    check_specification_size(text)
     lockfile = load_yaml(text)
     complete = isinstance(lockfile, dict) and "version" in lockfile
     if complete:

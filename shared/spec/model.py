@@ -40,6 +40,23 @@ def name_length_error(kind: str, name: str) -> str | None:
     )
 
 
+MAX_SPECIFICATION_BYTES = 512 * 1024
+"""The largest specification or lockfile text accepted. It is stored inside one event, and
+every event travels as one NATS message (1 MiB by default)."""
+MAX_DESCRIPTION_CHARS = 16 * 1024
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
+
+
+def check_specification_size(text: str) -> None:
+    """413 for a specification text over ``MAX_SPECIFICATION_BYTES``, before parsing it."""
+    size = len(text.encode())
+    if size > MAX_SPECIFICATION_BYTES:
+        raise SpecificationError(
+            f"the specification is {size} bytes; the limit is {MAX_SPECIFICATION_BYTES} bytes",
+            status=413,
+        )
+
+
 def check_pip_entry(value: str) -> str:
     """Accept a PEP 508 requirement or one of the allowed pip index options."""
     if value.startswith("--"):
@@ -102,7 +119,7 @@ class CondaSpecification(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     channels: list[str] = []
     dependencies: list[CondaDep | CondaSpecificationPip] = []
-    description: str | None = ""
+    description: Description | None = ""
     name: EnvironmentName
     prefix: str | None = None
     variables: dict[str, str | int] | None = None
@@ -146,4 +163,5 @@ def parse_specification(text: str) -> CondaSpecification:
     As in conda-store, a document that is valid YAML but not a mapping (empty text, a list, a
     scalar) is a validation error, not "Invalid YAML".
     """
+    check_specification_size(text)
     return validate_specification(load_yaml(text))

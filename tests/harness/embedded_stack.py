@@ -26,18 +26,12 @@ from typing import Any
 import httpx
 import pytest
 
+from services import embedded
 from shared.embedded.ports import free_port
+from shared.embedded.postgres import PostgresCluster
 from shared.projections.model import TERMINAL
 
-PORT_FIELDS = (
-    "API_PORT",
-    "REGISTRY_PORT",
-    "UI_PORT",
-    "SOLVER_HEALTH_PORT",
-    "PACKER_HEALTH_PORT",
-    "RELAY_HEALTH_PORT",
-    "PROJECTOR_HEALTH_PORT",
-)
+PORT_FIELDS = tuple(name.upper() for name in embedded.PORT_FIELDS)
 STOP_TIMEOUT_S = 60.0
 
 
@@ -190,6 +184,31 @@ class EmbeddedStack:
     @property
     def database_url(self) -> str:
         return database_url(self.data_dir)
+
+    def children(self) -> dict[str, int]:
+        """The live processes ``up`` started, by service name; nats-server as "nats"."""
+        assert self.proc is not None, "up was never started"
+        found: dict[str, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if fields[0] in ("Z", "X") or int(fields[1]) != self.proc.pid:
+                continue
+            if argv[0].endswith(b"nats-server"):
+                found["nats"] = int(entry.name)
+            elif b"services.cli" in argv and len(argv) > 3:
+                found[argv[3].decode()] = int(entry.name)
+        return found
+
+    def postmaster_pid(self) -> int | None:
+        """The embedded Postgres's postmaster, or None while it is down."""
+        return PostgresCluster(self.data_dir / "postgres").postmaster_pid()
 
     def log(self, service: str) -> str:
         """One service's log file (``api``, ``solver``, ...), for failure messages."""

@@ -36,7 +36,7 @@ class RecordingWorker(Worker):
     async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
         self.calls[str(event.event_id)] += 1
         if self.fail and self.fail(event, ctx):
-            raise RuntimeError(f"boom on delivery {ctx.delivery}")
+            raise RuntimeError(f"boom on attempt {ctx.attempt}")
         result = new_event(
             NamespaceMetadataSet(namespace="results", metadata={"of": str(event.event_id)}),
             causation=event,
@@ -119,7 +119,7 @@ async def test_events_appended_while_nats_is_down_all_arrive_once(
 async def test_crashing_handler_is_redelivered_and_yields_one_result(
     event_store: EventStore, running
 ) -> None:
-    worker = RecordingWorker(fail=lambda e, ctx: ctx.delivery == 1)
+    worker = RecordingWorker(fail=lambda e, ctx: ctx.attempt == 1)
     await running(worker)
     [rec] = await event_store.append("crashy", inputs(1))
     await wait_until(lambda: worker.calls[str(rec.event_id)] == 2)
@@ -159,7 +159,7 @@ async def test_retries_are_bounded_and_end_in_a_failure_event(
     await asyncio.sleep(1.0)
     assert worker.calls[str(rec.event_id)] == settings.consumer_max_deliver
     [failure] = await event_store.read_stream("failures")
-    assert "boom on delivery" in failure.data["reason"]
+    assert "boom on attempt" in failure.data["reason"]
     assert await event_store.read_stream("results") == []
 
 

@@ -8,11 +8,9 @@ real PackerWorker in the in-process stack, except the crash test, which runs the
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import pytest
 import yaml
 
 from services.packer.cancel import listen_for_cancels
-from services.packer.install import PREFIX_TOO_LONG, build_prefix
+from services.packer.install import PREFIX_TOO_LONG, build_prefix, scratch_dirs
 from services.packer.pack import segment_cache_dir
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
@@ -31,7 +29,6 @@ from services.solver.worker import SolverWorker
 from shared.artifacts import ArtifactStore, artifact_store_from_settings
 from shared.buildlog import BuildLog
 from shared.bus.jetstream import connect_nats
-from shared.embedded.ports import free_port
 from shared.events import BuildCanceled, new_event
 from shared.eventstore import EventStore
 from shared.package_cache import package_cache_dir
@@ -40,7 +37,7 @@ from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ChannelServer, ServedChannel
 from tests.harness.fixtures_stack import Stack
-from tests.harness.processes import stop_process
+from tests.harness.processes import start_service, stop_process
 
 
 def spec_text(name: str, channel: str, *deps: str, pip: tuple[str, ...] = ()) -> str:
@@ -169,8 +166,7 @@ async def test_realistic_build_archive_runs_unpacked_elsewhere(
     assert {"python", "numpy", "requests", "requests-toolbelt"} <= {
         p["name"] for p in packed["packages"]
     }
-    prefix = build_prefix(s, build_id)
-    assert not prefix.exists()  # the archive is the artifact; the prefix is scratch
+    assert scratch_dirs(s, build_id) == []  # the archive is the artifact; the prefix is scratch
 
     archive = tmp_path / "archive.tar.gz"
     await s3_artifact_store.download_file(keys["CONDA_PACK"], archive)
@@ -242,7 +238,7 @@ async def test_six_concurrent_builds_share_one_package_cache(
     cache = package_cache_dir(s)
     extracted = sorted(p.name for p in cache.iterdir() if p.is_dir())
     assert extracted == sorted(installed)  # one extracted copy of each package, no more
-    assert not any(build_prefix(s, b).exists() for b in ids)
+    assert not any(scratch_dirs(s, b) for b in ids)
 
     members = list(segment_cache_dir(s.data_dir).glob("*.gz"))
     assert sum(m.stat().st_size for m in members) <= cap_gb * 1e9  # the last prune saw all
@@ -257,59 +253,32 @@ async def test_six_concurrent_builds_share_one_package_cache(
 # --- crash, cancel, live logs (tiny channel: fast) -----------------------------------------
 
 
-def packer_env(settings: Settings, delay_s: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDA_STORE_")}
-    env.update(
-        CONDA_STORE_DATABASE_URL=str(settings.database_url),
-        CONDA_STORE_NATS_URL=settings.nats_url,
-        CONDA_STORE_DATA_DIR=str(settings.data_dir),
-        CONDA_STORE_ARTIFACT_DIR=str(settings.artifact_root),
-        CONDA_STORE_CONSUMER_ACK_WAIT_S=str(settings.consumer_ack_wait_s),
-        CONDA_STORE_CONSUMER_MAX_DELIVER=str(settings.consumer_max_deliver),
-        CONDA_STORE_PACKER_TEST_DELAY_S=str(delay_s),
-        CONDA_STORE_PACKER_HEALTH_PORT=str(free_port()),
-        CONDA_STORE_LOG_FORMAT="json",
-    )
-    return env
-
-
-def start_packer_process(settings: Settings, delay_s: float, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.packer"],
-        env=packer_env(settings, delay_s),
-        cwd=Path(__file__).resolve().parents[2],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 async def test_sigkilled_packer_restarts_and_packs_exactly_once(
     running: Running, event_store: EventStore, tiny_channel: ServedChannel, tmp_path: Path
 ) -> None:
     await running.start_solver()
     settings = running.settings
     out = tmp_path / "packer.log"
-    first = start_packer_process(settings, delay_s=30, log=out)
+    first = start_service("packer", settings, out, packer_test_delay_s=30)
     second = None
     try:
         build_id = await submit(event_store, spec_text("crash", tiny_channel.url, "bar", "baz"))
         await wait_for_log(event_store, build_id, "test delay", timeout=60)
-        assert build_prefix(settings, build_id).exists()  # killed mid-build, prefix half made
+        assert build_prefix(settings, build_id, 1).exists()  # killed mid-build, prefix half made
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        second = start_packer_process(settings, delay_s=0, log=out)
+        second = start_service("packer", settings, out)
         row = await wait_build(running.stack, build_id, timeout=90)
         assert row["status"] == "COMPLETED", (row["status_info"], out.read_text()[-3000:])
         assert (await types_of(event_store, build_id)).count("Packed") == 1
         log = await BuildLog(event_store.pool, build_id).text()
         assert "(attempt 2 of" in log
-        assert not build_prefix(settings, build_id).exists()
+        assert scratch_dirs(settings, build_id) == []  # attempt 2 removed attempt 1's leftovers
         archive = await running.artifacts.stat(f"builds/{build_id}/archive.tar.gz")
         assert archive is not None and archive.size > 0
     finally:
         for proc in (first, second):
-            if proc is not None:
-                stop_process(proc)
+            stop_process(proc)
 
 
 async def test_logs_of_a_running_build_are_readable_before_it_finishes(
@@ -337,7 +306,7 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
     await running.start_packer(delay_s=60, listen=listen)
     build_id = await submit(event_store, spec_text("cancel", tiny_channel.url, "bar"))
     await wait_for_log(event_store, build_id, "test delay")
-    prefix = build_prefix(running.settings, build_id)
+    prefix = build_prefix(running.settings, build_id, 1)
     assert prefix.exists()
     event = new_event(BuildCanceled(build_id=build_id), actor="test")
     await event_store.append(f"build-{build_id}", [event])
@@ -345,8 +314,7 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
     assert row["status"] == "CANCELED"
     await wait_for_log(event_store, build_id, "marked as CANCELED", timeout=10)
     assert "packed in" not in await BuildLog(event_store.pool, build_id).text()
-    assert not prefix.exists()
-    assert not prefix.with_name(f"{build_id}.work").exists()
+    assert scratch_dirs(running.settings, build_id) == []
     await asyncio.sleep(0.5)
     assert "Packed" not in await types_of(event_store, build_id)
     assert running.packer is not None and running.packer.cancels.running == []
@@ -466,4 +434,4 @@ async def test_package_missing_from_channel_fails_without_retry(
     log = (await running.artifacts.get_bytes(failed.data["logs_key"])).decode()
     assert "build failed: a package could not be fetched" in log
     assert "attempt 2" not in log
-    assert not build_prefix(running.settings, build_id).exists()
+    assert scratch_dirs(running.settings, build_id) == []

@@ -97,7 +97,7 @@ async def rebuild(
                 rebuild_of=build_id,
             )
     except SpecificationError as exc:
-        raise APIError(400, exc.message) from exc
+        raise APIError(exc.status, exc.message) from exc
     await _wait_build(state, data.build_id)
     return FastJSON(
         {"status": "ok", "data": {"build_id": data.build_id}, "message": "rebuild triggered"}

@@ -7,10 +7,11 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.auth import Permission
 from shared.events import CurrentBuildSet, EnvironmentDeleted, EnvironmentDescriptionSet
+from shared.spec import MAX_DESCRIPTION_CHARS
 from shared.wire import Int64
 
 from ..cleanup import delete_builds_files
@@ -94,7 +95,7 @@ async def _live_environment(state: ApiState, namespace: str, name: str) -> async
 
 class EnvironmentUpdate(BaseModel):
     build_id: Int64 | None = None
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
 
 
 @router.put("/api/v1/environment/{namespace}/{name}/")

@@ -46,4 +46,21 @@ async def metrics(state: ApiState = Depends(api_state)) -> Response:
     lines.append(f"conda_store_queue_depth {queued}")
     storage = await state.pool.fetchval("SELECT coalesce(sum(size), 0) FROM builds")
     lines.append(f"conda_store_build_storage_bytes {storage}")
+    lines += await _bus_health(state)
     return PlainTextResponse("\n".join(lines))
+
+
+async def _bus_health(state: ApiState) -> list[str]:
+    """For operators: messages parked instead of delivered (see the ``parked-*`` streams), and
+    events the relay has not yet published (growing while NATS is away)."""
+    parked = await state.pool.fetch(
+        "SELECT data->>'consumer' AS consumer, count(*) AS n FROM events"
+        " WHERE type = 'MessageParked' GROUP BY 1 ORDER BY 1"
+    )
+    lines = [f'conda_store_parked_messages{{consumer="{r["consumer"]}"}} {r["n"]}' for r in parked]
+    pending = await state.pool.fetchval(
+        "SELECT coalesce(max(global_position), 0)"
+        " - coalesce((SELECT position FROM positions WHERE name = 'relay'), 0) FROM events"
+    )
+    lines.append(f"conda_store_relay_pending_events {pending}")
+    return lines

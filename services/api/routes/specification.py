@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from nats.errors import NoRespondersError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.auth import Permission
 from shared.remote_solve import request_solve
 from shared.spec import (
+    MAX_DESCRIPTION_CHARS,
     SpecificationError,
     allowed_channel_urls,
     normalize_specification,
@@ -37,7 +38,7 @@ class SpecificationBody(BaseModel):
     namespace: str | None = None
     is_lockfile: bool = False
     environment_name: str = ""
-    environment_description: str = ""
+    environment_description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
 
 
 def _parse(body: SpecificationBody) -> Any:
@@ -51,7 +52,7 @@ def _parse(body: SpecificationBody) -> Any:
             )
         return parse_specification(body.specification)
     except SpecificationError as exc:
-        raise APIError(400, exc.message) from exc
+        raise APIError(exc.status, exc.message) from exc
 
 
 @router.get("/api/v1/specification/")
@@ -137,6 +138,6 @@ async def post_specification(
                 state.store, spec, namespace, actor=caller.actor, settings=settings
             )
     except SpecificationError as exc:
-        raise APIError(400, exc.message) from exc
+        raise APIError(exc.status, exc.message) from exc
     await wait_for(state, await state.store.read_stream(f"build-{data.build_id}"))
     return ok({"build_id": data.build_id})

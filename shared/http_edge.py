@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 from shared.wire import NUL_NOT_ALLOWED, find_bad_text, text_problem
 
 Scope = dict[str, Any]
-TOO_LARGE = "request body too large"
 # JSON escapes that decode to text Postgres cannot store: \u0000, and surrogates \ud800-\udfff
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
 
@@ -79,6 +78,7 @@ class EdgeGuard:
         self.app = app
         self.limit = max_body_bytes
         self.render = render
+        self.too_large = f"request body too large; the limit is {max_body_bytes} bytes"
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -90,12 +90,12 @@ class EdgeGuard:
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send, 413, TOO_LARGE)
+            await self._refuse(send, 413, self.too_large)
             return
         try:
             body, final = await self._read_body(receive)
         except _TooLarge:
-            await self._refuse(send, 413, TOO_LARGE)
+            await self._refuse(send, 413, self.too_large)
             return
         problem = body_problem(body)
         if problem:

@@ -24,11 +24,13 @@ import pytest
 from shared.auth_store import jwt_secret
 from shared.eventstore import EventStore
 from shared.settings import Settings
+from shared.spec import MAX_DESCRIPTION_CHARS
 from tests.harness.embedded_stack import EmbeddedStack
 
 HUGE = "9" * 30  # past 64 bits
 BIG = str(2**63)  # one past int64
 NUL = "\x00"
+LONG_DESCRIPTION = "d" * (MAX_DESCRIPTION_CHARS + 1)
 PREFIX = "/conda-store"
 Case = tuple[str, str, str, dict[str, Any]]
 
@@ -157,6 +159,7 @@ def api_cases(stack: EmbeddedStack, admin: dict[str, str]) -> list[Case]:
             {"json": {f"k{NUL}": "v"}, **a},
         ),
         ("description", "PUT", env, {"json": {"description": f"d{NUL}"}, **a}),
+        ("long description", "PUT", env, {"json": {"description": LONG_DESCRIPTION}, **a}),
         (
             "setting value",
             "PUT",

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,9 +31,15 @@ SERVICES: dict[str, tuple[str, str | None]] = {
 }
 
 
+BATCH = frozenset({"solver", "packer"})
+"""Build work: it may fill every CPU, so it yields them to the services people wait on."""
+
+
 def run_one(name: str, settings: Settings) -> None:
     from shared.service import run_service
 
+    if name in BATCH and settings.build_worker_nice:
+        os.nice(settings.build_worker_nice)
     module, port_field = SERVICES[name]
     main = importlib.import_module(module).main
     health_port = getattr(settings, port_field) if port_field else None

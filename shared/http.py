@@ -11,7 +11,12 @@ import uvicorn
 GRACEFUL_SHUTDOWN_S = 5.0
 
 
-async def serve_app(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve_app(
+    app: Any, host: str, port: int, stop: asyncio.Event, *, keep_alive_s: float
+) -> None:
+    """Serve until ``stop``. ``keep_alive_s`` must stay above every client's idle timeout:
+    uvicorn's default (5 s) equals many clients' own, so the server would close a connection
+    just as a client reuses it, and the client sees a reset."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -19,6 +24,7 @@ async def serve_app(app: Any, host: str, port: int, stop: asyncio.Event) -> None
         log_config=None,
         access_log=False,
         lifespan="on",
+        timeout_keep_alive=keep_alive_s,
         # a live log stream or a stalled client must not hold a stopping service forever
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

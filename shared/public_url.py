@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d{1,5})?$")
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?$")
@@ -158,6 +158,19 @@ def route_path(scope: Mapping[str, Any]) -> str:
     if root and (path == root or path.startswith(root + "/")):
         return path[len(root) :]
     return path
+
+
+def raw_route_path(scope: Mapping[str, Any]) -> str:
+    """:func:`route_path` still percent-encoded, as the client sent it: what a proxy must
+    forward. The decoded path would turn an encoded ``?``, ``#`` or ``/`` in a name into URL
+    syntax and reach another route."""
+    raw: bytes | None = scope.get("raw_path")
+    if not raw:
+        return quote(route_path(scope), safe="/:@!$&'()*+,;=")
+    root = scope.get("root_path", "").encode("latin-1")
+    if root and (raw == root or raw.startswith(root + b"/")):
+        raw = raw[len(root) :]
+    return raw.decode("latin-1")
 
 
 def _header(scope: Mapping[str, Any], name: bytes) -> str | None:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvloop
 from nats.aio.client import Client
 
 from shared.artifacts import ArtifactStore, open_artifact_store
@@ -106,4 +107,6 @@ def run_service(
         # rattler's tokio threads crash the interpreter at exit unless given a moment.
         await asyncio.sleep(0.05)
 
-    asyncio.run(runner())
+    # uvloop: the event loop and socket writes in C; the API spent most of its time there
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
+        loop_runner.run(runner())

@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     packer_health_port: int = 8083
     relay_health_port: int = 8084
     projector_health_port: int = 8085
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        description="Largest request body any HTTP service accepts (413 above it, chunked too).",
+    )
+    http_keep_alive_s: float = Field(
+        default=75.0,
+        description="Seconds an HTTP server keeps an idle connection open. Keep it above the "
+        "idle timeout of every client and proxy in front (often 5-60 s), so the server never "
+        "closes a connection just as a client reuses it.",
+    )
     external_url: str | None = Field(
         default=None,
         description="Public base URL of the API gateway; unset means each request's own "
@@ -120,6 +130,11 @@ class Settings(BaseSettings):
         default=0.0, description="Test-only: sleep this long in the solver before committing."
     )
     packer_concurrency: int = 2
+    build_worker_nice: int = Field(
+        default=10,
+        description="CPU niceness added to the solver and packer processes, so that when builds "
+        "fill the CPUs the API, ui and registry still answer at once (0 keeps them equal).",
+    )
     packer_pkgs_cache_gb: float = Field(
         default=50.0,
         description="Cap on rattler's extracted package cache shared by packers and image "

@@ -22,6 +22,7 @@ from shared.artifacts import (
 from shared.auth import DummyAuthenticator, TokenCodec
 from shared.auth_store import jwt_secret
 from shared.eventstore import STORE_UNAVAILABLE, EventStore, EventTooLarge
+from shared.http_edge import EdgeGuard
 from shared.projections.store import create_tables
 from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
@@ -34,7 +35,7 @@ from .envelopes import (
     store_unavailable_handler,
     too_large_handler,
 )
-from .middleware import BodyLimitMiddleware, QuerySlashMiddleware
+from .middleware import QuerySlashMiddleware
 from .names import refuse_long_path_names
 from .queries.namespaces import default_namespace
 from .routes import (
@@ -57,6 +58,7 @@ from .startup import ensure_namespace
 from .state import ApiState, oauth_from_config
 
 VERSION = meta.VERSION
+POOL_SIZE = 20
 
 
 async def _ensure_read_model(store: EventStore) -> None:
@@ -83,7 +85,11 @@ def create_app(
         if store is None:
             if not settings.database_url:
                 raise RuntimeError("CONDA_STORE_DATABASE_URL is not set")
-            es = await EventStore.connect(settings.database_url, max_size=20)
+            # every connection opened before the first request: opening one (and its type
+            # introspection) inside a request was the slowest read under load
+            es = await EventStore.connect(
+                settings.database_url, min_size=POOL_SIZE, max_size=POOL_SIZE
+            )
         else:
             es = store
         await _ensure_read_model(es)
@@ -142,10 +148,11 @@ def create_app(
         ui_proxy,  # last: every path the API does not answer is a ui page
     ):
         app.include_router(module.router)
-    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
     app.add_middleware(QuerySlashMiddleware)
-    # outermost: everything inside sees the visitor's URL (scheme, host, prefix)
+    # everything inside sees the visitor's URL (scheme, host, prefix)
     app.add_middleware(
         PublicUrlMiddleware, url_prefix=settings.url_prefix, external_url=settings.external_url
     )
+    # outermost: refuses on the request as sent, before the URL prefix is rewritten
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     return app

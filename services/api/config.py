@@ -37,4 +37,3 @@ class ApiConfig(AuthConfig):
     oauth_github_url: str = "https://github.com"
     oauth_github_api: str = "https://api.github.com"
     oauth_jupyterhub_url: str = ""
-    max_body_bytes: int = 5 * 1024 * 1024

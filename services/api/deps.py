@@ -50,7 +50,9 @@ class Caller:
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:
+    """Async on purpose, as every dependency here: FastAPI runs a plain ``def`` dependency in
+    a worker thread, a thread hand-off per request for an attribute read."""
     return request.app.state.api
 
 
@@ -60,7 +62,7 @@ async def bindings_for(state: ApiState, token: AuthenticationToken | None) -> di
 
 async def get_caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated (or anonymous) caller of this request."""
-    state = api_state(request)
+    state: ApiState = request.app.state.api
     credential = extract_credential(
         request.cookies, request.headers.get("authorization"), state.config.cookie_name
     )

@@ -14,6 +14,8 @@ from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.wire import INT64_MAX, Int64
+
 DEPRECATED_HEADERS = {"Deprecation": "True", "Sunset": "Mon, 17 Mar 2025 00:00:00 UTC"}
 NOT_AUTHORIZED = "request not authorized"
 
@@ -80,7 +82,8 @@ class Paging:
 
     @property
     def offset(self) -> int:
-        return max((self.page - 1) * self.size, 0)
+        """Rows to skip; past the last row a page is empty, and SQL's OFFSET is a bigint."""
+        return min(max((self.page - 1) * self.size, 0), INT64_MAX)
 
     def sort_keys(self, allowed: dict[str, str], default: list[str]) -> list[str]:
         """SQL sort expressions for the requested keys; unknown keys are silently ignored."""
@@ -99,11 +102,11 @@ class Paging:
         return FastJSON(body, headers=headers)
 
 
-def paging(
+async def paging(
     request: Request,
-    page: int = 1,
-    size: int | None = None,
-    sort_by: list[str] = Query(default_factory=list),
+    page: Int64 = 1,
+    size: Int64 | None = None,
+    sort_by: list[str] = Query([]),
     order: str | None = None,
 ) -> Paging:
     max_size: int = request.app.state.api.config.max_page_size

@@ -10,4 +10,11 @@ from .app import create_app
 
 async def main(ctx: ServiceContext) -> None:
     app = create_app(ctx.settings)
-    await serve_app(app, ctx.settings.bind_host, ctx.settings.api_port, ctx.stop)
+    settings = ctx.settings
+    await serve_app(
+        app,
+        settings.bind_host,
+        settings.api_port,
+        ctx.stop,
+        keep_alive_s=settings.http_keep_alive_s,
+    )

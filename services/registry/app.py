@@ -16,11 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from shared.artifacts import RangeNotSatisfiable
+from shared.http_edge import EdgeGuard
+from shared.wire import Int64
 
 from . import repository
 from .access import Access
 from .blobs import Blobs
-from .errors import API_VERSION_HEADER, RegistryError, registry_error_handler
+from .errors import API_VERSION_HEADER, RegistryError, edge_error, registry_error_handler
 from .oci import is_digest, negotiate, variants
 from .resolve import Resolver, parse_name
 
@@ -28,10 +30,11 @@ PUSH_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 MAX_PAGE = 1000
 
 
-def create_app(access: Access, resolver: Resolver, blobs: Blobs) -> FastAPI:
+def create_app(access: Access, resolver: Resolver, blobs: Blobs, max_body_bytes: int) -> FastAPI:
     """The registry app; the service (or a test) wires its collaborators."""
     app = FastAPI(title="conda-store registry", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(RegistryError, registry_error_handler)
+    app.add_middleware(EdgeGuard, max_body_bytes=max_body_bytes, render=edge_error)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -49,7 +52,7 @@ def create_app(access: Access, resolver: Resolver, blobs: Blobs) -> FastAPI:
 
     @app.get("/v2/_catalog")
     async def catalog(
-        request: Request, n: int | None = None, last: str | None = None
+        request: Request, n: Int64 | None = None, last: str | None = None
     ) -> JSONResponse:  # noqa: E501
         caller = await access.caller(request)
         names = [
@@ -62,7 +65,7 @@ def create_app(access: Access, resolver: Resolver, blobs: Blobs) -> FastAPI:
 
     @app.get("/v2/{name:path}/tags/list")
     async def tags_list(
-        request: Request, name: str, n: int | None = None, last: str | None = None
+        request: Request, name: str, n: Int64 | None = None, last: str | None = None
     ) -> JSONResponse:
         repo, tags = await resolver.tags(name, await access.caller(request))
         page, link = _paginate(tags, n, last, f"/v2/{name}/tags/list")

@@ -3,6 +3,7 @@ detail}]}``, with the status each code implies and the challenge header on 401."
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request
@@ -24,6 +25,12 @@ _CODES: dict[str, tuple[int, str]] = {
     "RANGE_INVALID": (416, "invalid content range"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
 }
+
+
+def edge_error(status: int, message: str) -> bytes:
+    """The edge guard's refusals (see ``shared.http_edge``) in the spec's error shape."""
+    code = "SIZE_INVALID" if status == 413 else "NAME_INVALID"
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
 
 
 class RegistryError(Exception):

@@ -55,7 +55,7 @@ async def open_registry(
     waiter = BuildWaiter(nc, settings)
     await waiter.start()
     resolver = Resolver(store, blobs, waiter, DynamicImages(store, settings), settings)
-    app = create_app(Access(settings, store.pool), resolver, blobs)
+    app = create_app(Access(settings, store.pool), resolver, blobs, settings.max_body_bytes)
     return Registry(app, waiter, ImageBuilder(artifacts, settings), BlobCollector(artifacts))
 
 
@@ -68,7 +68,13 @@ async def main(ctx: ServiceContext) -> None:
     workers = [
         ConsumerRunner(registry.builder, store, nc, settings, concurrency=1).run(ctx.stop),
         ConsumerRunner(registry.collector, store, nc, settings).run(ctx.stop),
-        serve_app(registry.app, settings.bind_host, settings.registry_port, ctx.stop),
+        serve_app(
+            registry.app,
+            settings.bind_host,
+            settings.registry_port,
+            ctx.stop,
+            keep_alive_s=settings.http_keep_alive_s,
+        ),
     ]
     tasks = [asyncio.create_task(w) for w in workers]
     try:

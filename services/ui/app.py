@@ -20,6 +20,7 @@ from services.ui.pages import build, create, environment, home, login, namespace
 from services.ui.passthrough import router as passthrough_router
 from services.ui.render import render
 from services.ui.timing import ServerTiming
+from shared.http_edge import EdgeGuard
 from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 
@@ -66,7 +67,8 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> HTMLResponse:
-        status = exc.status_code if exc.status_code in (400, 403, 404, 409) else 502
+        # the API's refusals (4xx) are the visitor's; its failures are a bad gateway
+        status = exc.status_code if 400 <= exc.status_code < 500 else 502
         return render(request, "error.html", status_code=status, error=exc)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -77,4 +79,6 @@ def create_app(
     app.add_middleware(
         PublicUrlMiddleware, url_prefix=settings.url_prefix, external_url=settings.external_url
     )
+    # outermost: refuses on the request as sent, before the URL prefix is rewritten
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     return app

@@ -7,6 +7,7 @@ the API applies the user's own permissions; the ui never decides what someone ma
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import Request
@@ -45,6 +46,13 @@ def error_message(response: httpx.Response) -> str:
                 str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail
             )
     return response.text.strip()
+
+
+def segment(text: str) -> str:
+    """``text`` as one path segment of an API URL: a name holding ``/``, ``?``, ``#`` or being
+    ``..`` must not reach another route (whose answer a page would misread)."""
+    quoted = quote(text, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def credentials_of(request: Request) -> dict[str, str]:

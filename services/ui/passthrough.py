@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from shared.public_url import forwarded_headers, route_path, scope_base, without_forwarded
+from shared.public_url import forwarded_headers, raw_route_path, scope_base, without_forwarded
 
 router = APIRouter()
 
@@ -37,7 +37,7 @@ async def forward(request: Request) -> StreamingResponse:
     headers += forwarded_headers(scope_base(request.scope)).items()
     upstream = http.build_request(
         request.method,
-        route_path(request.scope),
+        raw_route_path(request.scope),
         params=request.url.query,
         headers=headers,
         content=await request.body(),

@@ -11,6 +11,11 @@ __all__ = ["create_app", "main"]
 
 
 async def main(ctx: ServiceContext) -> None:
+    settings = ctx.settings
     await serve_app(
-        create_app(ctx.settings), ctx.settings.bind_host, ctx.settings.ui_port, ctx.stop
+        create_app(settings),
+        settings.bind_host,
+        settings.ui_port,
+        ctx.stop,
+        keep_alive_s=settings.http_keep_alive_s,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,11 @@ import jwt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.auth.arn import validate_binding_key
+from shared.wire import find_bad_text, text_problem
 
 DEFAULT_JWT_ALGORITHM = "HS256"
 TOKEN_LIFETIME = timedelta(days=1)
+VERIFIED_CACHE_SIZE = 4096
 
 
 def utcnow() -> datetime:
@@ -55,6 +58,23 @@ class AuthenticationToken(BaseModel):
     @classmethod
     def _exp_is_utc(cls, value: datetime) -> datetime:
         return as_utc(value)
+
+    @field_validator("primary_namespace")
+    @classmethod
+    def _namespace_is_storable(cls, value: str) -> str:
+        """A token is read on every request; text no query can carry would fail them all."""
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("role_bindings")
+    @classmethod
+    def _roles_are_storable(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        found = find_bad_text(value)
+        if found:
+            raise ValueError(f"{found[1]} ({found[0]})")
+        return value
 
     @field_validator("role_bindings", mode="before")
     @classmethod
@@ -117,6 +137,12 @@ class TokenCodec:
     predefined_tokens: Mapping[str, Mapping[str, Any] | AuthenticationToken] = field(
         default_factory=dict
     )
+    # Verifying a JWT (HMAC key checks, claims, the model) was a tenth of the API's CPU under
+    # load, for the same few tokens again and again; a signed token never changes, so each
+    # credential is verified once and only its expiry is checked on later requests.
+    _verified: OrderedDict[str, AuthenticationToken | None] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     def encode(self, token: AuthenticationToken) -> str:
         """Sign ``token``."""
@@ -138,7 +164,17 @@ class TokenCodec:
                 return AuthenticationToken.model_validate(dict(predefined))
             except Exception:
                 return None
-        return decode_token(credential, self.secret, self.algorithm)
+        if credential in self._verified:
+            self._verified.move_to_end(credential)
+            token = self._verified[credential]
+        else:
+            token = decode_token(credential, self.secret, self.algorithm)
+            self._verified[credential] = token
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        if token is not None and token.exp <= utcnow():
+            return None
+        return token
 
 
 def format_expiration(exp: datetime) -> str:

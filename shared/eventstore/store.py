@@ -38,9 +38,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _release_as_is(conn: asyncpg.Connection) -> None:
+    """What the pool runs on a released connection, after asyncpg's own cleanup (rolling back
+    an open transaction, dropping listener callbacks).
+
+    asyncpg's default also sends ``UNLISTEN *; RESET ALL; pg_advisory_unlock_all()...``: a
+    round trip on every pool use, a fifth of the API's CPU under load. Nothing here sets
+    session state that outlives its user: LISTENs and session advisory locks are undone by
+    their holders in ``finally`` blocks, and no code runs ``SET``."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_release_as_is
     )
 
 
@@ -73,8 +83,10 @@ class EventStore:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10, migrate: bool = True) -> EventStore:
-        pool = await create_pool(dsn, max_size=max_size)
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True
+    ) -> EventStore:
+        pool = await create_pool(dsn, min_size=min_size, max_size=max_size)
         store = cls(pool)
         if migrate:
             async with pool.acquire() as conn:

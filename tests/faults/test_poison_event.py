@@ -61,6 +61,23 @@ async def test_a_specification_too_big_for_one_event_is_refused_and_nothing_is_w
     assert await api.store.last_position() == before
 
 
+async def test_a_body_over_the_request_limit_is_refused_at_the_edge_naming_its_limit(
+    api: ApiHarness,  # noqa: F811
+    settings: Settings,
+) -> None:
+    """The edge guard reads no body past ``max_body_bytes``, so above it its 413 answers
+    before the specification's own limit (which answers for smaller bodies, above)."""
+    limit = settings.max_body_bytes
+    assert MAX_SPECIFICATION_BYTES < limit
+    before = await api.store.last_position()
+    body = {"namespace": "team", "specification": spec_text("big", "conda-forge", "x" * limit)}
+    r = await api.client.post("/api/v1/specification/", json=body, headers=api.admin())
+    assert r.status_code == 413, r.text[:500]
+    message = r.json()["message"]
+    assert "request body too large" in message and str(limit) in message, message
+    assert await api.store.last_position() == before
+
+
 async def test_any_event_over_the_limit_is_refused_with_413(api: ApiHarness) -> None:  # noqa: F811
     r = await api.client.post("/api/v1/namespace/team/", headers=api.admin())
     assert r.status_code == 200, r.text

@@ -8,40 +8,18 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
-import pytest
 import yaml
 
-from shared.embedded.ports import free_port
-from shared.embedded.postgres import PostgresCluster
 from shared.eventstore import EventStore
 from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ServedChannel
-from tests.harness.embedded_stack import (
-    PORT_FIELDS,
-    children,
-    database_url,
-    scratch_data_dir,
-    start_stack,
-    stop_stack,
-    wait_healthy,
-)
+from tests.harness.embedded_stack import EmbeddedStack
 
 TERMINAL = ("Packed", "BuildFailed", "BuildCanceled")
-
-
-@pytest.fixture
-def up_data_dir() -> Iterator[Path]:
-    with scratch_data_dir() as path:
-        yield path
-
-
-def postmaster(data_dir: Path) -> int | None:
-    return PostgresCluster(data_dir / "postgres").postmaster_pid()
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) -> object:
@@ -122,56 +100,48 @@ async def terminal_counts(url: str) -> dict[str, int]:
 
 
 async def test_postgres_and_nats_killed_under_up_come_back_and_builds_go_on(
-    up_data_dir: Path, tiny_channel: ServedChannel
+    tiny_channel: ServedChannel,
 ) -> None:
-    data_dir = up_data_dir
-    proc = start_stack(data_dir, {name: free_port() for name in PORT_FIELDS})
-    try:
-        stack = wait_healthy(data_dir, proc)
-        url = database_url(data_dir)
+    with EmbeddedStack.start() as stack:
+        url = stack.database_url
         assert await build(url, tiny_channel, "before") == "COMPLETED"
-        services = children(proc.pid)
+        services = stack.children()
 
-        old_postmaster = postmaster(data_dir)
+        old_postmaster = stack.postmaster_pid()
         assert old_postmaster is not None
         os.kill(old_postmaster, signal.SIGKILL)
-        statuses = api_statuses_until_ok(f"http://127.0.0.1:{stack['api_port']}/api/v1/namespace/")
+        statuses = api_statuses_until_ok(f"{stack.api_url}/api/v1/namespace/")
         assert 500 not in statuses, statuses  # 503 while Postgres is away, then 200
-        wait_for(lambda: postmaster(data_dir) not in (None, old_postmaster), "postgres back")
+        wait_for(lambda: stack.postmaster_pid() not in (None, old_postmaster), "postgres back")
         assert await build(url, tiny_channel, "after-postgres") == "COMPLETED"
-        now = children(proc.pid)
+        now = stack.children()
         for name in ("relay", "projector"):  # reconnected in-process, not restarted
             assert now[name] == services[name], f"{name} was restarted"
 
         os.kill(now["nats"], signal.SIGKILL)
-        wait_for(lambda: children(proc.pid).get("nats") not in (None, now["nats"]), "nats back")
+        wait_for(lambda: stack.children().get("nats") not in (None, now["nats"]), "nats back")
         assert await build(url, tiny_channel, "after-nats") == "COMPLETED"
 
         counts = await terminal_counts(url)
         assert len(counts) == 3 and set(counts.values()) == {1}, counts
-    finally:
-        output = stop_stack(proc)
-    assert proc.returncode == 0, output
+        output = stack.stop()
+        assert stack.proc is not None and stack.proc.returncode == 0, output
     assert "postgres is not running" in output and "nats exited" in output
 
 
-def test_a_service_in_a_crash_loop_does_not_delay_restarting_another(up_data_dir: Path) -> None:
+def test_a_service_in_a_crash_loop_does_not_delay_restarting_another() -> None:
     """The solver (checked before the ui on every round) keeps dying; the ui dies once."""
-    data_dir = up_data_dir
-    proc = start_stack(data_dir, {name: free_port() for name in PORT_FIELDS})
-    try:
-        wait_healthy(data_dir, proc)
+    with EmbeddedStack.start() as stack:
         for _ in range(4):  # quick exits: the solver's restarts back off, 1, 2, 4 then 8 s
-            solver = children(proc.pid)["solver"]
+            solver = stack.children()["solver"]
             os.kill(solver, signal.SIGKILL)
-            wait_for(lambda s=solver: children(proc.pid).get("solver") not in (None, s), "solver")
-        solver = children(proc.pid)["solver"]
-        ui = children(proc.pid)["ui"]
+            wait_for(lambda s=solver: stack.children().get("solver") not in (None, s), "solver")
+        solver = stack.children()["solver"]
+        ui = stack.children()["ui"]
         os.kill(solver, signal.SIGKILL)
         os.kill(ui, signal.SIGKILL)
-        wait_for(lambda: children(proc.pid).get("ui") not in (None, ui), "ui back")
-        assert "solver" not in children(proc.pid), "the solver's backoff should still be running"
-        wait_for(lambda: children(proc.pid).get("solver") not in (None, solver), "solver back", 30)
-    finally:
-        output = stop_stack(proc)
-    assert proc.returncode == 0, output
+        wait_for(lambda: stack.children().get("ui") not in (None, ui), "ui back")
+        assert "solver" not in stack.children(), "the solver's backoff should still be running"
+        wait_for(lambda: stack.children().get("solver") not in (None, solver), "solver back", 30)
+        output = stack.stop()
+        assert stack.proc is not None and stack.proc.returncode == 0, output

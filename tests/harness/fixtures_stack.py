@@ -17,11 +17,11 @@ from shared.bus.jetstream import connect_nats
 from shared.bus.relay import Relay
 from shared.eventstore import EventStore
 from shared.projections import Projector
+from shared.projections.model import TERMINAL
 from shared.projections.wait import wait_for_projection
 from shared.settings import Settings
 
 STOP_TIMEOUT_S = 20.0
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
 
 class Stack:

@@ -7,13 +7,15 @@ import asyncio
 import httpx
 
 from shared.http import serve_app
+from shared.settings import Settings
 
 
 async def serve_healthy(app: object, port: int) -> tuple[asyncio.Task[None], asyncio.Event]:
     """Start ``app`` on 127.0.0.1:``port`` and return once ``/health`` answers 200; set the
     event and await the task to stop it."""
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_app(app, "127.0.0.1", port, stop))
+    keep_alive = Settings().http_keep_alive_s
+    task = asyncio.create_task(serve_app(app, "127.0.0.1", port, stop, keep_alive_s=keep_alive))
     async with httpx.AsyncClient() as client:
         for _ in range(200):
             try:

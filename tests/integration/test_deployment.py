@@ -24,7 +24,7 @@ import yaml
 
 from tests.channels.server import ServedChannel
 from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, new_page
-from tests.harness.embedded_stack import RunningStack, running_stack
+from tests.harness.embedded_stack import EmbeddedStack
 from tests.harness.haproxy import haproxy
 from tests.harness.processes import Result, run_process
 from tests.harness.real_client import VERSION, real_client
@@ -79,20 +79,20 @@ def upstream_client() -> Path:
 
 
 @pytest.fixture(scope="class")
-def plain_up() -> Iterator[RunningStack]:
+def plain_up() -> Iterator[EmbeddedStack]:
     """`./dev up` with nothing set: no external URL, no prefix."""
-    with running_stack(SLOW_PACKER) as stack:
+    with EmbeddedStack.start(SLOW_PACKER) as stack:
         yield stack
 
 
 @pytest.fixture(scope="class")
-def prefixed_up() -> Iterator[RunningStack]:
-    with running_stack({**SLOW_PACKER, "CONDA_STORE_URL_PREFIX": "/conda-store"}) as stack:
+def prefixed_up() -> Iterator[EmbeddedStack]:
+    with EmbeddedStack.start({**SLOW_PACKER, "CONDA_STORE_URL_PREFIX": "/conda-store"}) as stack:
         yield stack
 
 
 @pytest.fixture(scope="class")
-def proxy_port(prefixed_up: RunningStack) -> Iterator[int]:
+def proxy_port(prefixed_up: EmbeddedStack) -> Iterator[int]:
     with haproxy(prefixed_up.api_port, "/conda-store") as port:
         yield port
 
@@ -283,7 +283,7 @@ class TestOpenedByAColleague:
     """No configuration: whoever opens the server, by whatever name, gets working links."""
 
     async def test_browser_under_another_host_name_sees_the_log_and_its_own_links(
-        self, plain_up: RunningStack, page: Any, tiny_channel: ServedChannel
+        self, plain_up: EmbeddedStack, page: Any, tiny_channel: ServedChannel
     ) -> None:
         base = f"http://{COLLEAGUE_HOST}:{plain_up.api_port}"
         text = spec("web-env", tiny_channel.url, "bar", "baz")
@@ -296,7 +296,7 @@ class TestOpenedByAColleague:
 
     async def test_conda_store_client_and_curl_directly(
         self,
-        plain_up: RunningStack,
+        plain_up: EmbeddedStack,
         upstream_client: Path,
         realistic_channel: ServedChannel,
         tiny_channel: ServedChannel,
@@ -313,7 +313,7 @@ class TestBehindAProxyUnderAPrefix:
     """``CONDA_STORE_URL_PREFIX=/conda-store`` behind haproxy, conda-store's deployment layout."""
 
     async def test_browser_through_the_proxy(
-        self, prefixed_up: RunningStack, proxy_port: int, page: Any, tiny_channel: ServedChannel
+        self, prefixed_up: EmbeddedStack, proxy_port: int, page: Any, tiny_channel: ServedChannel
     ) -> None:
         origin = f"http://localhost:{proxy_port}"
         base = f"{origin}/conda-store"

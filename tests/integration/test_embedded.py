@@ -6,62 +6,41 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
 from shared.eventstore import EventStore
-from tests.harness.embedded_stack import (
-    PORT_FIELDS,
-    database_url,
-    scratch_data_dir,
-    start_stack,
-    stop_stack,
-    wait_healthy,
-)
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    with scratch_data_dir() as path:
-        yield path
+from tests.harness.embedded_stack import EmbeddedStack
 
 
 @pytest.mark.slow
-def test_up_serves_health_stops_on_sigint_and_restarts_with_the_same_data(data_dir: Path) -> None:
-    ports = {name: free_port() for name in PORT_FIELDS}
-    proc = start_stack(data_dir, ports)
-    try:
-        stack = wait_healthy(data_dir, proc)
-        assert stack["api_port"] == ports["API_PORT"]
-        r = httpx.get(f"http://127.0.0.1:{ports['API_PORT']}/api/v1/")
+def test_up_serves_health_stops_on_sigint_and_restarts_with_the_same_data() -> None:
+    with EmbeddedStack.start() as stack:
+        assert stack.manifest["api_port"] == stack.api_port
+        r = httpx.get(f"{stack.api_url}/api/v1/")
         assert r.json()["status"] == "ok"
 
         async def write() -> None:
-            store = await EventStore.connect(database_url(data_dir))
+            store = await EventStore.connect(stack.database_url)
             await store.append("namespace-kept", [new_event(NamespaceCreated(namespace="kept"))])
             await store.close()
 
         asyncio.run(write())
-    finally:
-        output = stop_stack(proc)
-    assert proc.returncode == 0, output
-    assert "stopped" in output
-    for port in ports.values():  # everything it started has let go of its port
-        with httpx.Client() as client:
-            with pytest.raises(httpx.ConnectError):
-                client.get(f"http://127.0.0.1:{port}/", timeout=1)
+        output = stack.stop()
+        assert stack.proc is not None and stack.proc.returncode == 0, output
+        assert "stopped" in output
+        for port in stack.ports.values():  # everything it started has let go of its port
+            with httpx.Client() as client:
+                with pytest.raises(httpx.ConnectError):
+                    client.get(f"http://127.0.0.1:{port}/", timeout=1)
 
-    proc = start_stack(data_dir, ports)
-    try:
-        wait_healthy(data_dir, proc)
+        stack.start_again()
 
         async def read() -> tuple[int, object]:
-            store = await EventStore.connect(database_url(data_dir))
+            store = await EventStore.connect(stack.database_url)
             try:
                 events = await store.read_stream("namespace-kept")
                 for _ in range(100):  # the projector of the new run catches up
@@ -78,9 +57,8 @@ def test_up_serves_health_stops_on_sigint_and_restarts_with_the_same_data(data_d
         count, projected = asyncio.run(read())
         assert count == 1
         assert projected == "kept"
-    finally:
-        stop_stack(proc)
-    assert proc.returncode == 0
+        output = stack.stop()
+        assert stack.proc.returncode == 0, output
 
 
 def test_schemas_command_writes_a_schema_per_event(tmp_path: Path) -> None:

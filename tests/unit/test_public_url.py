@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+from urllib.parse import unquote
+
 import pytest
 
 from shared.public_url import (
     PublicBase,
+    PublicUrlMiddleware,
     forwarded_base,
     normalize_prefix,
     parse_external_url,
+    raw_route_path,
     registry_host,
     split_host,
 )
@@ -92,3 +98,47 @@ def test_the_external_url_takes_the_prefix_unless_it_has_it() -> None:
     assert parse_external_url("https://h/conda-store/", "/conda-store").prefix == "/conda-store"
     with pytest.raises(ValueError, match="EXTERNAL_URL"):
         parse_external_url("cs.example.org:8080", "")
+
+
+def rewritten(raw: bytes, url_prefix: str = "", headers: dict[str, str] | None = None) -> Any:
+    """The scope routes see for a request uvicorn parsed from ``raw`` (path decoded,
+    ``raw_path`` as sent), after :class:`PublicUrlMiddleware`."""
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "root_path": "",
+        "path": unquote(raw.decode()),
+        "raw_path": raw,
+        "query_string": b"",
+        "headers": [(b"host", b"server:8080")]
+        + [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    asyncio.run(PublicUrlMiddleware(app, url_prefix)(scope, None, None))
+    return seen[0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "url_prefix", "headers"),
+    [
+        (b"/environment/ns/a%3Fb%2Fc/", "", {}),
+        (b"/conda-store/environment/ns/a%3Fb%2Fc/", "/conda-store", {}),
+        (b"/environment/ns/a%3Fb%2Fc/", "", {"x-forwarded-prefix": "/tools"}),
+        (b"/environment/ns/a%3Fb%2Fc/", "/conda-store", {"x-forwarded-prefix": "/tools/cs"}),
+    ],
+)
+def test_a_proxy_forwards_the_path_below_the_prefix_still_encoded(
+    raw: bytes, url_prefix: str, headers: dict[str, str]
+) -> None:
+    scope = rewritten(raw, url_prefix, headers)
+    assert scope["path"].startswith(scope["root_path"] + "/")  # what the next hop must not get
+    assert raw_route_path(scope) == "/environment/ns/a%3Fb%2Fc/"
+
+
+def test_without_a_raw_path_the_decoded_one_is_encoded_again() -> None:
+    scope = {"path": "/cs/environment/ns/a?b#c/", "root_path": "/cs"}
+    assert raw_route_path(scope) == "/environment/ns/a%3Fb%23c/"

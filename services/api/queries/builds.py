@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.wire import is_row_id
+
 from ..envelopes import Paging, iso
 from .where import Where, like_escape
 
@@ -72,7 +74,7 @@ def image_shape(row: asyncpg.Record) -> dict[str, Any] | None:
 
 
 async def get(pool: asyncpg.Pool, build_id: int) -> asyncpg.Record | None:
-    if not -(2**31) <= build_id < 2**31:
+    if not is_row_id(build_id):
         return None
     return await pool.fetchrow("SELECT * FROM builds WHERE id = $1", build_id)
 
@@ -114,7 +116,7 @@ class BuildFilters:
                 self.artifact,
             )
         if self.environment_id is not None:
-            where.add("b.environment_id = {}", self.environment_id)
+            where.add("b.environment_id = {}::bigint", self.environment_id)
         if self.name is not None:
             where.add("b.environment = {}", self.name)
         if self.namespace is not None:

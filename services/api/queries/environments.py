@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.wire import find_bad_text, is_row_id
+
 from ..envelopes import Paging
 from .namespaces import namespace_shape
 from .where import Where, like_escape
@@ -119,12 +121,19 @@ def encode_cursor(value: dict[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    """None for no cursor; raises ValueError for one that is not ours."""
+    """None for no cursor; raises ValueError for one that is not ours (a cursor is the
+    client's text: its id and values reach the query, so they must fit the columns)."""
     if not cursor:
         return None
     value = json.loads(base64.b64decode(cursor, validate=True))
     if not isinstance(value, dict) or not isinstance(value.get("last_value") or {}, dict):
         raise ValueError("bad cursor")
+    last_id = value.get("last_id")
+    if last_id is not None and not is_row_id(last_id):
+        raise ValueError("bad cursor id")
+    last_value = value.get("last_value") or {}
+    if any(not isinstance(v, str) for v in last_value.values()) or find_bad_text(last_value):
+        raise ValueError("bad cursor value")
     return value
 
 

@@ -19,6 +19,7 @@ from shared.artifacts import (
 from shared.auth import Permission
 from shared.buildlog import BuildLog
 from shared.public_url import registry_host, scope_base
+from shared.wire import Int64
 
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import DEPRECATED_HEADERS, APIError, error_response
@@ -97,7 +98,7 @@ async def _follow_log(state: ApiState, build_id: int) -> AsyncIterator[bytes]:
 
 @router.get("/api/v1/build/{build_id}/logs/")
 async def build_logs(
-    build_id: int,
+    build_id: Int64,
     request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
@@ -118,7 +119,7 @@ async def build_logs(
 
 @router.get("/api/v1/build/{build_id}/yaml/")
 async def build_yaml(
-    build_id: int,
+    build_id: Int64,
     request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
@@ -131,7 +132,7 @@ async def build_yaml(
 @router.get("/api/v1/build/{build_id}/conda-lock.yaml")
 @router.get("/api/v1/build/{build_id}/conda-lock.yml")
 async def build_lockfile(
-    build_id: int,
+    build_id: Int64,
     request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
@@ -142,7 +143,7 @@ async def build_lockfile(
 
 @router.get("/api/v1/build/{build_id}/archive/")
 async def build_archive(
-    build_id: int,
+    build_id: Int64,
     request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
@@ -153,7 +154,7 @@ async def build_archive(
 
 @router.get("/api/v1/build/{build_id}/installer/")
 async def build_installer(
-    build_id: int,
+    build_id: Int64,
     request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
@@ -167,7 +168,7 @@ async def build_installer(
 
 @router.get("/api/v1/build/{build_id}/docker/")
 async def build_docker(
-    build_id: int,
+    build_id: Int64,
     request: Request,
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),

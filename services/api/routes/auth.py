@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from shared.auth import AuthenticationToken, OAuthError
 from shared.auth.tokens import as_utc, utcnow
@@ -89,7 +90,10 @@ async def login(request: Request, state: ApiState = Depends(api_state)) -> Respo
         body: Any = json.loads(await request.body() or b"{}")
     except ValueError:
         return error_response(403, INVALID)
-    token = state.dummy.authenticate(body) if isinstance(body, dict) else None
+    try:
+        token = state.dummy.authenticate(body) if isinstance(body, dict) else None
+    except ValidationError as exc:  # a user name no token can carry
+        return error_response(400, f"invalid username: {exc.errors()[0]['msg']}")
     if token is None:
         return error_response(403, INVALID)
     redirect = safe_next(request, request.query_params.get("next"))

@@ -12,6 +12,7 @@ from shared.buildlog import BuildLog
 from shared.events import BuildCanceled, BuildDeleted
 from shared.spec import SpecificationError, validate_specification
 from shared.submission import resolved_settings, submit_lockfile, submit_specification
+from shared.wire import Int64
 
 from ..cleanup import delete_build_files
 from ..commands import emit, wait_for
@@ -31,10 +32,10 @@ router = APIRouter(prefix="/api/v1/build")
 async def list_builds(
     status: BuildStatus | None = None,
     artifact: ArtifactType | None = None,
-    environment_id: int | None = None,
+    environment_id: Int64 | None = None,
     name: str | None = None,
     namespace: str | None = None,
-    packages: list[str] = Query(default_factory=list),
+    packages: list[str] = Query([]),
     page: Paging = Depends(paging),
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
@@ -53,7 +54,7 @@ async def list_builds(
 
 @router.get("/{build_id}/")
 async def get_build(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await readable_build(state, caller, build_id)
     return ok(await builds.detail(state.pool, row))
@@ -69,7 +70,7 @@ async def _build_for(state: ApiState, caller: Caller, build_id: int, *perms: Per
 
 @router.put("/{build_id}/")
 async def rebuild(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await _build_for(state, caller, build_id, P.ENVIRONMENT_UPDATE)
     spec = await state.pool.fetchval(
@@ -118,7 +119,7 @@ async def _wait_build(state: ApiState, build_id: int) -> None:
 
 @router.delete("/{build_id}/")
 async def delete_build(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await _build_for(state, caller, build_id, P.BUILD_DELETE)
     if row["status"] not in builds.FINISHED:
@@ -138,7 +139,7 @@ async def delete_build(
 
 @router.put("/{build_id}/cancel/")
 async def cancel_build(
-    build_id: int, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await _build_for(state, caller, build_id, P.BUILD_CANCEL)
     if row["status"] in builds.TERMINAL:
@@ -151,7 +152,7 @@ async def cancel_build(
 
 @router.get("/{build_id}/packages/")
 async def build_packages(
-    build_id: int,
+    build_id: Int64,
     search: str | None = None,
     exact: str | None = None,
     build: str | None = None,

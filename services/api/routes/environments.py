@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from shared.auth import Permission
 from shared.events import CurrentBuildSet, EnvironmentDeleted, EnvironmentDescriptionSet
 from shared.spec import MAX_DESCRIPTION_CHARS
+from shared.wire import Int64
 
 from ..cleanup import delete_builds_files
 from ..commands import emit, stream_of_environment
@@ -42,7 +43,7 @@ async def list_environments(
 @router.get("/api/v2/environment/")
 async def list_environments_v2(
     filters: EnvFilters = Depends(env_filters),
-    limit: int | None = None,
+    limit: Int64 | None = None,
     order: Order = Order.asc,
     sort_by: str | None = None,
     cursor: str | None = None,
@@ -93,7 +94,7 @@ async def _live_environment(state: ApiState, namespace: str, name: str) -> async
 
 
 class EnvironmentUpdate(BaseModel):
-    build_id: int | None = None
+    build_id: Int64 | None = None
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
 
 

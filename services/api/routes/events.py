@@ -6,8 +6,12 @@ audits with the same JSON as the NATS messages.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+
+from shared.wire import Int64
 
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import FastJSON
@@ -19,7 +23,7 @@ router = APIRouter()
 
 @router.get("/api/v1/events/")
 async def list_events(
-    after: int = Query(0, ge=0),
+    after: Annotated[Int64, Query(ge=0)] = 0,
     limit: int = Query(100, ge=1, le=1000),
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),

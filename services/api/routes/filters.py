@@ -31,7 +31,7 @@ async def env_filters(
     name: str | None = None,
     status: BuildStatus | None = None,
     artifact: ArtifactType | None = None,
-    packages: list[str] = Query(default_factory=list),
+    packages: list[str] = Query([]),
     jwt: str | None = None,
 ) -> EnvFilters:
     extra = None

@@ -24,6 +24,7 @@ from ..commands import emit, stream_of_namespace
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, Paging, ack, ok, paging
 from ..queries import namespaces
+from ..startup import is_live
 from ..state import ApiState
 
 P = Permission
@@ -59,20 +60,28 @@ async def get_namespace(
 async def create_namespace_events(
     state: ApiState, namespace: str, actor: str, *, exist_ok: bool = False
 ) -> None:
-    """Append NamespaceCreated unless a live namespace exists (409, or nothing to do with
-    ``exist_ok``: someone else created it meanwhile); the stream guards races."""
+    """Append NamespaceCreated unless the namespace exists (409).
+
+    Its own stream is asked too, not only the read model, which may not have the creation
+    of a concurrent request yet; the expected version makes the append lose any race.
+    ``exist_ok``: a namespace that exists, or was created meanwhile, is fine (concurrent first
+    submissions to a new namespace all go ahead; one of them creates it).
+    """
     if not is_valid_name(namespace):
         raise APIError(400, f"Namespace name={namespace!r} is not valid")
+    stream = stream_of_namespace(namespace)
+    history = await state.store.read_stream(stream)
+    if is_live(history) or await namespaces.get_live(state.pool, namespace) is not None:
+        if exist_ok:
+            return
+        raise APIError(409, "namespace already exists")
     try:
-        if await namespaces.get_live(state.pool, namespace) is not None:
-            raise APIError(409, "namespace already exists")
-        version = await state.store.stream_version(stream_of_namespace(namespace))
         await emit(
             state,
-            stream_of_namespace(namespace),
+            stream,
             NamespaceCreated(namespace=namespace),
             actor=actor,
-            expected_version=version,
+            expected_version=history[-1].version if history else 0,
             conflict="namespace already exists",
         )
     except APIError as exc:

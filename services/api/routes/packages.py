@@ -26,7 +26,7 @@ async def list_packages(
     search: str | None = None,
     exact: str | None = None,
     build: str | None = None,
-    distinct_on: list[str] = Query(default_factory=list),
+    distinct_on: list[str] = Query([]),
     page: Paging = Depends(paging),
     state: ApiState = Depends(api_state),
 ) -> Response:

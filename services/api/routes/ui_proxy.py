@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.routing import Match
 
-from shared.public_url import forwarded_headers, scope_base, without_forwarded
+from shared.public_url import forwarded_headers, raw_route_path, scope_base, without_forwarded
 
 from ..deps import api_state
 from ..envelopes import error_response
@@ -95,7 +95,7 @@ async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_st
     headers += forwarded_headers(scope_base(request.scope)).items()
     upstream = client.build_request(
         request.method,
-        "/" + path,
+        raw_route_path(request.scope),
         params=request.url.query,
         headers=headers,
         content=request.stream() if request.method == "POST" else None,

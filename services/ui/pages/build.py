@@ -11,12 +11,13 @@ from services.ui import permissions as P
 from services.ui.client import ApiClient
 from services.ui.deps import api_for, viewer_for
 from services.ui.render import build_key_of, render
+from shared.wire import Int64
 
 router = APIRouter()
 
 
 @router.get("/build/{build_id}/", response_class=HTMLResponse)
-async def build_page(request: Request, build_id: int, search: str = "") -> HTMLResponse:
+async def build_page(request: Request, build_id: Int64, search: str = "") -> HTMLResponse:
     api = api_for(request)
     params = {"size": 100, "sort_by": "name"}
     if search:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
+from services.ui.client import segment
 from services.ui.deps import api_for, viewer_for
 from services.ui.render import render
 from services.ui.validate import check_lockfile, check_specification
@@ -46,7 +47,7 @@ async def create_page(request: Request, namespace: str = "", environment: str = 
     viewer, names = await asyncio.gather(viewer_for(request, api), namespace_names(request))
     text, editing = EXAMPLE, None
     if namespace and environment:
-        env = await api.data(f"/api/v1/environment/{namespace}/{environment}/")
+        env = await api.data(f"/api/v1/environment/{segment(namespace)}/{segment(environment)}/")
         editing = env
         if env.get("current_build_id"):
             build = await api.data(f"/api/v1/build/{env['current_build_id']}/")
@@ -81,5 +82,7 @@ async def validate(request: Request, body: ValidateBody) -> JSONResponse:
         return JSONResponse(verdict.as_json())
     settings = None
     if body.namespace:
-        settings = await api_for(request).data_or_none(f"/api/v1/setting/{body.namespace}/")
+        settings = await api_for(request).data_or_none(
+            f"/api/v1/setting/{segment(body.namespace)}/"
+        )
     return JSONResponse(check_specification(body.text, settings).as_json())

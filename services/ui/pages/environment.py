@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from services.ui import permissions as P
+from services.ui.client import segment
 from services.ui.deps import api_for, viewer_for
 from services.ui.pages.create import spec_to_yaml
 from services.ui.render import render
@@ -20,7 +21,7 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
     api = api_for(request)
     viewer, env, listing = await asyncio.gather(
         viewer_for(request, api),
-        api.data(f"/api/v1/environment/{namespace}/{name}/"),
+        api.data(f"/api/v1/environment/{segment(namespace)}/{segment(name)}/"),
         api.get(
             "/api/v1/build/",
             namespace=namespace,

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from services.ui.client import ApiClient
 from services.ui.deps import api_for, viewer_for
 from services.ui.render import render
+from shared.wire import Int64
 
 router = APIRouter()
 
@@ -76,7 +77,7 @@ async def _fill_statuses(
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, search: str = "", page: int = 1) -> HTMLResponse:
+async def home(request: Request, search: str = "", page: Int64 = 1) -> HTMLResponse:
     api = api_for(request)
     params: dict[str, Any] = {"size": PAGE_SIZE, "page": max(page, 1)}
     if search:

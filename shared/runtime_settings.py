@@ -155,8 +155,11 @@ class RuntimeSettings(BaseModel):
             BuildArtifactType.YAML,
             BuildArtifactType.CONDA_PACK,
             BuildArtifactType.CONSTRUCTOR_INSTALLER,
+            # not in conda-store's default: every build here gets an OCI image unless this
+            # setting leaves DOCKER_MANIFEST out
+            BuildArtifactType.DOCKER_MANIFEST,
         ],
-        **_scoped("artifacts a build makes; an OCI image only with DOCKER_MANIFEST once changed"),
+        **_scoped("artifacts a build makes; DOCKER_MANIFEST is its OCI image"),
     )
 
 
@@ -277,14 +280,8 @@ def setting_sources(
 
 
 def makes_image(settings: ResolvedSettings) -> bool:
-    """Whether a build gets an OCI image. conda-store's default ``build_artifacts`` names no
-    image kind, and images are this server's extra: left at that default, every build gets
-    one; once ``build_artifacts`` is changed, only a list with ``DOCKER_MANIFEST`` does."""
-    kinds = list(settings.build_artifacts)
-    default = RuntimeSettings.model_fields["build_artifacts"].get_default(call_default_factory=True)
-    if kinds == [BuildArtifactType(k).value for k in default]:
-        return True
-    return BuildArtifactType.DOCKER_MANIFEST.value in kinds
+    """Whether a build gets an OCI image: ``build_artifacts`` lists ``DOCKER_MANIFEST``."""
+    return BuildArtifactType.DOCKER_MANIFEST.value in settings.build_artifacts
 
 
 def _known(layer: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.spec.model import EnvironmentName, check_conda_dependency, check_pip_entry
+from shared.wire import Int64
 
 Op = Literal["any", "==", ">=", "<", "range", "custom"]
 _KEY_ORDER = ("name", "description", "channels", "dependencies", "variables", "prefix")
@@ -47,7 +48,7 @@ class PackageRow(BaseModel):
 class VariableRow(BaseModel):
     key: str = ""
     value: str = ""
-    source: str | int | None = Field(default=None, description="The value as it was read.")
+    source: str | Int64 | None = Field(default=None, description="The value as it was read.")
 
     def written(self) -> str | int:
         """An untouched value keeps its type (``1`` stays a number)."""

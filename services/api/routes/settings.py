@@ -8,6 +8,7 @@ The conda-store routes keep their shape.
 from __future__ import annotations
 
 import typing
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
@@ -106,30 +107,6 @@ async def _put(
     return ok(None, setting_update_message(body.keys()))
 
 
-@router.get("/setting/")
-async def get_global(
-    caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
-) -> Response:
-    return await _get(state, caller, None, None)
-
-
-@router.get("/setting/{namespace}/")
-async def get_namespace(
-    namespace: str, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
-) -> Response:
-    return await _get(state, caller, namespace, None)
-
-
-@router.get("/setting/{namespace}/{environment}/")
-async def get_environment(
-    namespace: str,
-    environment: str,
-    caller: Caller = Depends(get_caller),
-    state: ApiState = Depends(api_state),
-) -> Response:
-    return await _get(state, caller, namespace, environment)
-
-
 @router.put("/setting/")
 async def put_global(
     body: dict[str, Any] = Body(...),
@@ -160,25 +137,39 @@ async def put_environment(
     return await _put(state, caller, body, namespace, environment)
 
 
-@router.get("/setting-detail/")
-async def detail_global(
-    caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
-) -> Response:
-    return await _detail(state, caller, None, None)
+Reader = Callable[[ApiState, Caller, str | None, str | None], Awaitable[Response]]
 
 
-@router.get("/setting-detail/{namespace}/")
-async def detail_namespace(
-    namespace: str, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
-) -> Response:
-    return await _detail(state, caller, namespace, None)
+def _get_at_every_level(path: str, reader: Reader) -> None:
+    """GET ``path``, ``path{namespace}/`` and ``path{namespace}/{environment}/``, answered by
+    ``reader`` for the level the path names."""
+
+    async def global_level(
+        caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    ) -> Response:
+        return await reader(state, caller, None, None)
+
+    async def namespace_level(
+        namespace: str, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
+    ) -> Response:
+        return await reader(state, caller, namespace, None)
+
+    async def environment_level(
+        namespace: str,
+        environment: str,
+        caller: Caller = Depends(get_caller),
+        state: ApiState = Depends(api_state),
+    ) -> Response:
+        return await reader(state, caller, namespace, environment)
+
+    for suffix, endpoint in (
+        ("", global_level),
+        ("{namespace}/", namespace_level),
+        ("{namespace}/{environment}/", environment_level),
+    ):
+        name = f"{reader.__name__.strip('_')}_{endpoint.__name__}"
+        router.add_api_route(path + suffix, endpoint, methods=["GET"], name=name)
 
 
-@router.get("/setting-detail/{namespace}/{environment}/")
-async def detail_environment(
-    namespace: str,
-    environment: str,
-    caller: Caller = Depends(get_caller),
-    state: ApiState = Depends(api_state),
-) -> Response:
-    return await _detail(state, caller, namespace, environment)
+_get_at_every_level("/setting/", _get)
+_get_at_every_level("/setting-detail/", _detail)

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 
 from services.registry.builder import ImageBuilder
 from shared.artifacts import artifact_store_from_settings
@@ -32,10 +33,15 @@ async def focused(page: Any) -> str:
 async def wait_completed(page: Any) -> str:
     """Stay on a build page until the build ends; its final status."""
     for _ in range(1200):
-        status = await page.get_attribute("#build-facts", "data-status") or ""
-        if status in ("FAILED", "CANCELED"):
-            return status
-        if status == "COMPLETED" and await page.query_selector("#artifacts"):
+        try:
+            status = await page.get_attribute("#build-facts", "data-status") or ""
+            done = await page.query_selector("#artifacts") is not None
+        except PlaywrightError as exc:  # the page reloads itself once the build ends
+            if "context was destroyed" not in str(exc):
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        if status in ("FAILED", "CANCELED") or (status == "COMPLETED" and done):
             return status
         await asyncio.sleep(0.1)
     raise AssertionError("the build did not finish")

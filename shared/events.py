@@ -100,10 +100,19 @@ class SpecSubmitted(EventData):
     build_key: str = ""
     scheduled_on: datetime = Field(default_factory=utcnow)
     rebuild_of: int | None = None
+    make_image: bool = Field(
+        default=True,
+        description="Whether the registry builds the build's OCI image (the build_artifacts "
+        "setting); false leaves the build without one.",
+    )
 
     def submitted_lockfile(self) -> dict[str, Any]:
         """The submitted lockfile document, from either form of the event."""
         return self.lockfile or self.specification.get("lockfile") or {}
+
+
+NO_IMAGE_REASON = "not made: the build_artifacts setting has no DOCKER_MANIFEST"
+"""What a build submitted with ``make_image`` false says about its image."""
 
 
 class BuildStarted(EventData):

@@ -74,31 +74,36 @@ class RuntimeSettings(BaseModel):
 
     model_config = ConfigDict(use_enum_values=True, validate_default=True)
 
-    default_namespace: str = Field("default", **_global("default namespace"))
+    default_namespace: str = Field(
+        "default",
+        **_global("namespace of new environments when none is named, and of anonymous users"),
+    )
     filesystem_namespace: str = Field(
-        "filesystem", **_global("namespace of environments found by watch_paths")
+        "filesystem", **_global("namespace of the environments built from watch_paths")
     )
     default_uid: int | None = Field(
-        default_factory=_uid, **_global("uid given to built environments")
+        default_factory=_uid, **_global("owner (uid) given to the files of built environments")
     )
     default_gid: int | None = Field(
-        default_factory=_gid, **_global("gid given to built environments")
+        default_factory=_gid, **_global("group (gid) given to the files of built environments")
     )
     default_permissions: str | None = Field(
-        "775", **_global("file permissions given to built environments")
+        "775", **_global("file mode (octal, e.g. 775) given to built environments")
     )
     storage_threshold: int = Field(
-        5 * 1024**3, **_global("bytes of free storage required to accept builds")
+        5 * 1024**3, **_global("bytes of free storage required to accept a build")
     )
-    conda_command: str = Field("mamba", **_global("conda executable (informational)"))
+    conda_command: str = Field(
+        "mamba", **_global("conda executable conda-store would run (informational here)")
+    )
     conda_platforms: list[str] = Field(
         default_factory=lambda: [current_platform(), "noarch"],
-        **_global("platforms whose repodata is indexed"),
+        **_global("platforms whose packages are indexed for search"),
     )
-    conda_max_solve_time: int = Field(300, **_global("seconds allowed for one solve"))
+    conda_max_solve_time: int = Field(300, **_global("seconds a remote solve may take"))
     conda_indexed_channels: list[str] = Field(
         default_factory=lambda: ["main", "conda-forge", "https://repo.anaconda.com/pkgs/main"],
-        **_global("channels indexed at start"),
+        **_global("channels indexed for package search"),
     )
     build_artifacts_kept_on_deletion: list[BuildArtifactType] = Field(
         default_factory=lambda: [
@@ -109,34 +114,40 @@ class RuntimeSettings(BaseModel):
         **_global("artifacts kept when a build is deleted"),
     )
     conda_solve_platforms: list[str] = Field(
-        default_factory=lambda: [current_platform()], **_scoped("platforms solved for")
+        default_factory=lambda: [current_platform()],
+        **_scoped("platforms a specification is solved for"),
     )
     conda_channel_alias: str = Field(
-        "https://conda.anaconda.org", **_scoped("URL prepended to bare channel names")
+        "https://conda.anaconda.org",
+        **_scoped("URL put before bare channel names (conda-forge becomes <alias>/conda-forge)"),
     )
     conda_default_channels: list[str] = Field(
-        default_factory=lambda: ["conda-forge"], **_scoped("channels used when none are given")
+        default_factory=lambda: ["conda-forge"],
+        **_scoped("channels used when a specification names none"),
     )
     conda_allowed_channels: list[str] = Field(
-        default_factory=list, **_scoped("allowed channels; empty allows all")
+        default_factory=list, **_scoped("channels a specification may use; empty allows all")
     )
     conda_default_packages: list[str] = Field(
-        default_factory=list, **_scoped("conda packages used when none are given")
+        default_factory=list,
+        **_scoped("conda packages used when a specification has no dependencies"),
     )
     conda_required_packages: list[str] = Field(
-        default_factory=list, **_scoped("conda packages a specification must contain")
+        default_factory=list, **_scoped("conda packages every specification must list")
     )
     conda_included_packages: list[str] = Field(
-        default_factory=list, **_scoped("conda packages added when missing")
+        default_factory=list,
+        **_scoped("conda packages added to every specification that lacks them"),
     )
     pypi_default_packages: list[str] = Field(
-        default_factory=list, **_scoped("pip packages used when none are given")
+        default_factory=list,
+        **_scoped("pip packages used when a specification has no pip packages"),
     )
     pypi_required_packages: list[str] = Field(
-        default_factory=list, **_scoped("pip packages a specification must contain")
+        default_factory=list, **_scoped("pip packages every specification must list")
     )
     pypi_included_packages: list[str] = Field(
-        default_factory=list, **_scoped("pip packages added when missing")
+        default_factory=list, **_scoped("pip packages added to every specification that lacks them")
     )
     build_artifacts: list[BuildArtifactType] = Field(
         default_factory=lambda: [
@@ -144,8 +155,11 @@ class RuntimeSettings(BaseModel):
             BuildArtifactType.YAML,
             BuildArtifactType.CONDA_PACK,
             BuildArtifactType.CONSTRUCTOR_INSTALLER,
+            # not in conda-store's default: every build here gets an OCI image unless this
+            # setting leaves DOCKER_MANIFEST out
+            BuildArtifactType.DOCKER_MANIFEST,
         ],
-        **_scoped("artifacts produced by a build"),
+        **_scoped("artifacts a build makes; DOCKER_MANIFEST is its OCI image"),
     )
 
 
@@ -211,6 +225,28 @@ def setting_update_message(keys: Iterable[str]) -> str:
     return f"global setting keys {list(keys)} updated"
 
 
+SettingSource = Literal["default", "deployment", "global", "namespace", "environment"]
+
+
+def _layers(
+    deployment_defaults: RuntimeSettings | Mapping[str, Any] | None,
+    global_layer: Mapping[str, Any] | None,
+    namespace_layer: Mapping[str, Any] | None,
+    env_layer: Mapping[str, Any] | None,
+) -> list[tuple[SettingSource, dict[str, Any]]]:
+    """The layers that apply, lowest first, each cut to the keys it may set."""
+    if isinstance(deployment_defaults, RuntimeSettings):
+        deployment_defaults = deployment_defaults.model_dump()
+    layers: list[tuple[SettingSource, dict[str, Any]]] = [
+        ("deployment", _known(deployment_defaults or {})),
+        ("global", _known(global_layer or {})),
+    ]
+    for source, layer in (("namespace", namespace_layer), ("environment", env_layer)):
+        kept = {k: v for k, v in _known(layer or {}).items() if not is_global_setting(k)}
+        layers.append((source, kept))  # type: ignore[arg-type]
+    return layers
+
+
 def merge_settings(
     deployment_defaults: RuntimeSettings | Mapping[str, Any] | None = None,
     global_layer: Mapping[str, Any] | None = None,
@@ -223,17 +259,29 @@ def merge_settings(
     global view). Unknown keys are ignored, as conda-store's model ignores them; global-only
     keys in the namespace/environment layers are dropped.
     """
-    if deployment_defaults is None:
-        merged: dict[str, Any] = RuntimeSettings().model_dump()
-    elif isinstance(deployment_defaults, RuntimeSettings):
-        merged = deployment_defaults.model_dump()
-    else:
-        merged = RuntimeSettings(**_known(deployment_defaults)).model_dump()
-    merged.update(_known(global_layer or {}))
-    for layer in (namespace_layer, env_layer):
-        if layer:
-            merged.update({k: v for k, v in _known(layer).items() if not is_global_setting(k)})
+    merged: dict[str, Any] = {}
+    for _, layer in _layers(deployment_defaults, global_layer, namespace_layer, env_layer):
+        merged.update(layer)
     return RuntimeSettings(**merged)
+
+
+def setting_sources(
+    deployment_defaults: Mapping[str, Any] | None = None,
+    global_layer: Mapping[str, Any] | None = None,
+    namespace_layer: Mapping[str, Any] | None = None,
+    env_layer: Mapping[str, Any] | None = None,
+) -> dict[str, SettingSource]:
+    """Which layer gives each key its value in :func:`merge_settings` (same arguments), so an
+    admin can see what to change where; ``default`` is conda-store's built-in value."""
+    sources: dict[str, SettingSource] = dict.fromkeys(SETTING_KEYS, "default")
+    for source, layer in _layers(deployment_defaults, global_layer, namespace_layer, env_layer):
+        sources.update(dict.fromkeys(layer, source))
+    return sources
+
+
+def makes_image(settings: ResolvedSettings) -> bool:
+    """Whether a build gets an OCI image: ``build_artifacts`` lists ``DOCKER_MANIFEST``."""
+    return BuildArtifactType.DOCKER_MANIFEST.value in settings.build_artifacts
 
 
 def _known(layer: Mapping[str, Any]) -> dict[str, Any]:

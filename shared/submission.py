@@ -7,13 +7,14 @@ the spec (raising SpecificationError for a 400), allocates the build id and appe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from shared.events import SpecSubmitted, new_event, utcnow
 from shared.eventstore import NO_STREAM, EventStore
-from shared.runtime_settings import ResolvedSettings, merge_settings
+from shared.runtime_settings import ResolvedSettings, makes_image, merge_settings
 from shared.spec import (
     CondaSpecification,
     build_key_v2,
@@ -21,11 +22,14 @@ from shared.spec import (
     specification_sha256,
 )
 
+SettingLayers = tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]
 
-async def resolved_settings(
+
+async def settings_layers(
     pool: asyncpg.Pool, namespace: str | None = None, environment: str | None = None
-) -> ResolvedSettings:
-    """conda-store's merge: defaults < global < namespace < environment (read model)."""
+) -> SettingLayers:
+    """The stored (global, namespace, environment) layers of a level, from the read model;
+    None for a layer above the level asked or never set."""
     levels = [""]
     if namespace:
         levels.append(namespace)
@@ -38,12 +42,21 @@ async def resolved_settings(
     except asyncpg.UndefinedTableError:
         rows = []
     layers: dict[str, dict[str, Any]] = {r["level_key"]: r["data"] for r in rows}
-    return merge_settings(
-        None,
+    return (
         layers.get(""),
         layers.get(namespace) if namespace else None,
         layers.get(f"{namespace}/{environment}") if namespace and environment else None,
     )
+
+
+async def resolved_settings(
+    pool: asyncpg.Pool,
+    namespace: str | None = None,
+    environment: str | None = None,
+    deployment: Mapping[str, Any] | None = None,
+) -> ResolvedSettings:
+    """conda-store's merge: defaults < deployment < global < namespace < environment."""
+    return merge_settings(deployment, *await settings_layers(pool, namespace, environment))
 
 
 async def _submit(
@@ -73,8 +86,12 @@ async def submit_specification(
     actor: str | None = None,
     settings: ResolvedSettings | None = None,
     rebuild_of: int | None = None,
+    make_image: bool | None = None,
 ) -> SpecSubmitted:
-    """Normalize and submit; returns the appended event's payload (with ``build_id``)."""
+    """Normalize and submit; returns the appended event's payload (with ``build_id``).
+
+    ``make_image`` None follows the settings' ``build_artifacts`` (an image pulled on demand
+    is always made)."""
     if settings is None:
         settings = await resolved_settings(store.pool, namespace, spec.name)
     normalized = normalize_specification(spec, settings)
@@ -91,6 +108,7 @@ async def submit_specification(
         pip_dependencies=stored.pip_dependencies(),
         platforms=list(settings.conda_solve_platforms),
         rebuild_of=rebuild_of,
+        make_image=makes_image(settings) if make_image is None else make_image,
     )
 
 
@@ -100,6 +118,7 @@ async def submit_lockfile(
     namespace: str,
     *,
     actor: str | None = None,
+    make_image: bool = True,
 ) -> SpecSubmitted:
     """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving.
 
@@ -116,4 +135,5 @@ async def submit_lockfile(
         specification=spec_dict,
         is_lockfile=True,
         lockfile_text=lockfile_spec.submitted_text,
+        make_image=make_image,
     )

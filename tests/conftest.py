@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.harness.fixtures_stack",
     "tests.harness.fixtures_s3",
     "tests.harness.embedded_stack",
+    "tests.harness.fixtures_ui",
 ]

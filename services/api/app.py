@@ -6,8 +6,10 @@ router per resource. Tests pass an existing ``EventStore`` to share the fixture'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from fastapi import Depends, FastAPI
@@ -21,6 +23,7 @@ from shared.artifacts import (
 )
 from shared.auth import DummyAuthenticator, TokenCodec
 from shared.auth_store import jwt_secret
+from shared.deployment_settings import load_deployment_defaults
 from shared.eventstore import STORE_UNAVAILABLE, EventStore, EventTooLarge
 from shared.http_edge import EdgeGuard
 from shared.projections.store import create_tables
@@ -76,8 +79,13 @@ def create_app(
     store: EventStore | None = None,
     artifact_store: ArtifactStore | None = None,
     config: ApiConfig | None = None,
+    runtime_defaults: Mapping[str, Any] | None = None,
 ) -> FastAPI:
+    """``runtime_defaults`` are the runtime settings' deploy-time defaults; None reads them
+    from the environment now, so a bad one stops the service before it serves anything."""
     config = config or ApiConfig()
+    if runtime_defaults is None:
+        runtime_defaults = load_deployment_defaults(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +101,9 @@ def create_app(
         else:
             es = store
         await _ensure_read_model(es)
-        await ensure_namespace(es, await default_namespace(es.pool))
+        await ensure_namespace(
+            es, await default_namespace(es.pool, runtime_defaults.get("default_namespace"))
+        )
         signing = None if settings.artifact_backend == "s3" else local_signing_key(settings)
         arts = artifact_store or await open_artifact_store(settings, secret=signing)
         if isinstance(arts, LocalArtifactStore):
@@ -109,6 +119,7 @@ def create_app(
             dummy=DummyAuthenticator(config.dummy_password),
             oauth=oauth_from_config(config),
             signing_key=signing,
+            runtime_defaults=dict(runtime_defaults),
         )
         try:
             yield

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -10,7 +11,9 @@ from shared.artifacts import ArtifactStore
 from shared.auth import DummyAuthenticator, OAuthAuthenticator, TokenCodec
 from shared.bus.jetstream import connect_nats
 from shared.eventstore import EventStore
+from shared.runtime_settings import ResolvedSettings
 from shared.settings import Settings
+from shared.submission import resolved_settings
 
 from .config import ApiConfig
 
@@ -25,11 +28,19 @@ class ApiState:
     dummy: DummyAuthenticator
     oauth: OAuthAuthenticator | None
     signing_key: bytes | None = None
+    runtime_defaults: dict[str, Any] = field(default_factory=dict)
+    """Deploy-time defaults of the runtime settings (``shared.deployment_settings``)."""
     _nats: Client | None = None
 
     @property
     def pool(self):  # type: ignore[no-untyped-def]
         return self.store.pool
+
+    async def runtime_settings(
+        self, namespace: str | None = None, environment: str | None = None
+    ) -> ResolvedSettings:
+        """The runtime settings in force at a level, deploy-time defaults included."""
+        return await resolved_settings(self.pool, namespace, environment, self.runtime_defaults)
 
     async def nats(self) -> Client:
         """Opened on first use: only the remote solve talks to NATS directly."""

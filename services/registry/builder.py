@@ -18,6 +18,7 @@ import httpx
 from shared.artifacts import ArtifactStore
 from shared.bus.consumer import HandlerContext, Worker
 from shared.events import (
+    NO_IMAGE_REASON,
     BuildCanceled,
     BuildDeleted,
     ImageFailed,
@@ -81,6 +82,9 @@ class ImageBuilder(Worker):
             log.info("image not needed (already pushed, or build deleted/canceled)")
             return []
         submitted = next(e for e in history if isinstance(e, SpecSubmitted))
+        if not submitted.make_image:
+            log.info("image not made", reason=NO_IMAGE_REASON)
+            return []
         solved = [e for e in history if isinstance(e, Solved)]
         if not solved:
             raise ValueError(f"build {build_id} has no Solved event; cannot find its lockfile")

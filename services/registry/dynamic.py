@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 from shared.eventstore import EventStore
 from shared.logging import get_logger
@@ -23,9 +25,15 @@ log = get_logger(__name__)
 
 
 class DynamicImages:
-    def __init__(self, store: EventStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        settings: Settings,
+        runtime_defaults: Mapping[str, Any] | None = None,
+    ) -> None:
         self.store = store
         self.channels = list(settings.dynamic_image_channels)
+        self.runtime_defaults = dict(runtime_defaults or {})
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._submitted: dict[str, int] = {}
 
@@ -34,7 +42,9 @@ class DynamicImages:
         spec = CondaSpecification(
             name=environment, channels=self.channels, dependencies=dependencies
         )
-        runtime = await resolved_settings(self.store.pool, DYNAMIC_NAMESPACE, environment)
+        runtime = await resolved_settings(
+            self.store.pool, DYNAMIC_NAMESPACE, environment, self.runtime_defaults
+        )
         sha256 = normalize_specification(spec, runtime).sha256
         async with self._locks[environment]:
             build_id = self._submitted.get(sha256)
@@ -48,7 +58,12 @@ class DynamicImages:
                 )
             if build_id is None:
                 submitted = await submit_specification(
-                    self.store, spec, DYNAMIC_NAMESPACE, actor="registry", settings=runtime
+                    self.store,
+                    spec,
+                    DYNAMIC_NAMESPACE,
+                    actor="registry",
+                    settings=runtime,
+                    make_image=True,  # the pull asked for the image
                 )
                 build_id = submitted.build_id
                 log.info("on-demand image submitted", build_id=build_id, environment=environment)

@@ -11,6 +11,7 @@ from typing import Literal
 
 import asyncpg
 
+from shared.events import NO_IMAGE_REASON
 from shared.eventstore import EventStore
 
 ImageStatus = Literal["unknown", "pending", "pushed", "failed", "deleted"]
@@ -88,6 +89,8 @@ def fold_image(build_id: int, rows: list[asyncpg.Record]) -> BuildImage:
                 data["environment"],
                 data.get("build_key", ""),
             )
+            if data.get("make_image") is False:
+                found = _with(found, "failed", reason=NO_IMAGE_REASON)
         elif kind == "ImagePushed":
             found = _with(found, "pushed", digest=data["manifest_digest"])
         elif kind in ("ImageFailed", "BuildFailed") and found.status != "pushed":

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from shared.artifacts import ArtifactStore
 from shared.bus.consumer import ConsumerRunner
+from shared.deployment_settings import load_deployment_defaults
 from shared.eventstore import EventStore
 from shared.http import serve_app
 from shared.logging import get_logger
@@ -54,7 +56,8 @@ async def open_registry(
     blobs = Blobs(artifacts)
     waiter = BuildWaiter(nc, settings)
     await waiter.start()
-    resolver = Resolver(store, blobs, waiter, DynamicImages(store, settings), settings)
+    dynamic = DynamicImages(store, settings, load_deployment_defaults(os.environ))
+    resolver = Resolver(store, blobs, waiter, dynamic, settings)
     app = create_app(Access(settings, store.pool), resolver, blobs, settings.max_body_bytes)
     return Registry(app, waiter, ImageBuilder(artifacts, settings), BlobCollector(artifacts))
 

@@ -16,7 +16,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from services.ui.client import ApiError
-from services.ui.pages import build, create, environment, home, login, namespace, user
+from services.ui.pages import (
+    build,
+    create,
+    environment,
+    home,
+    login,
+    namespace,
+    setting,
+    user,
+)
 from services.ui.passthrough import router as passthrough_router
 from services.ui.render import render
 from services.ui.timing import ServerTiming
@@ -72,7 +81,7 @@ def create_app(
         return render(request, "error.html", status_code=status, error=exc)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (home, login, user, create, environment, build, namespace):
+    for module in (home, login, user, create, environment, build, namespace, setting):
         app.include_router(module.router)
     app.include_router(passthrough_router)
     app.add_middleware(ServerTiming)

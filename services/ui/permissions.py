@@ -19,6 +19,7 @@ BUILD_DELETE = "build::delete"
 NAMESPACE_CREATE = "namespace::create"
 NAMESPACE_DELETE = "namespace::delete"
 SETTING_READ = "setting::read"
+SETTING_UPDATE = "setting::update"
 
 
 @dataclass

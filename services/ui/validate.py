@@ -13,7 +13,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from shared.runtime_settings import merge_settings
+from shared.runtime_settings import (
+    SettingLevel,
+    SettingsError,
+    merge_settings,
+    validate_setting_update,
+)
 from shared.spec import CondaSpecification, SpecificationError, normalize_specification
 
 
@@ -173,3 +178,29 @@ def check_lockfile(text: str, environment_name: str) -> Verdict:
         first = exc.message.splitlines()
         return Verdict(False, [Problem(1, " ".join(first[:3]))])
     return Verdict(True, [], spec.name)
+
+
+def _reason(message: str) -> str:
+    """What pydantic's error text says is wrong, without its type header and URL
+    (``item 2: Input should be …`` for an entry of a list)."""
+    lines = [line.strip() for line in message.splitlines()]
+    if "validation error for" not in lines[0]:
+        return message
+    for i, line in enumerate(lines[1:], 1):
+        if " [type=" in line:
+            detail = line.split(" [type=", 1)[0]
+            where = lines[i - 1]
+            return f"item {int(where) + 1}: {detail}" if where.isdigit() else detail
+    return message
+
+
+def check_setting_values(level: SettingLevel, values: dict[str, Any]) -> dict[str, str]:
+    """Each key's problem, with the API's own rules, so the settings form can show it on the
+    field (the API names only the first problem, and not always its key)."""
+    problems: dict[str, str] = {}
+    for key, value in values.items():
+        try:
+            validate_setting_update(level, {key: value})
+        except SettingsError as exc:
+            problems[key] = _reason(exc.message)
+    return problems

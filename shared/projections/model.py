@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.events import RecordedEvent
+from shared.events import NO_IMAGE_REASON, RecordedEvent
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
@@ -238,6 +238,8 @@ class ReadModel:
             build_key=d.get("build_key", ""),
             is_lockfile=d.get("is_lockfile", False),
         )
+        if d.get("make_image") is False:
+            build.image_status, build.image_reason = "SKIPPED", NO_IMAGE_REASON
         self.add_build(build)
         if new_environment:
             env.current_build_id = build.id

@@ -154,6 +154,8 @@ async def main(environments: int, requests: int) -> int:
                 "/namespace/": "/namespace/",
                 "/create/": "/create/",
                 "/user/": "/user/",
+                "/setting/": "/setting/",
+                "/setting/<ns>/<name>/": f"/setting/{namespace}/{name}/",
             }
             print(
                 f"\n{'page (server-side render, ms)':48} {'p50':>7} {'p95':>7} {'max':>7}"

@@ -13,11 +13,12 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "screenshots"
 
 
 @asynccontextmanager
-async def new_page(browser: Any, timeout_ms: int = 15_000) -> AsyncIterator[Any]:
-    """A page in a fresh context (own cookies, downloads allowed); JavaScript errors on it
-    fail the test when the block ends."""
+async def new_page(browser: Any, timeout_ms: int = 15_000, **options: Any) -> AsyncIterator[Any]:
+    """A page in a fresh context (own cookies, downloads allowed; ``options`` go to
+    ``new_context``, e.g. ``extra_http_headers``); JavaScript errors on it fail the test when
+    the block ends."""
     context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, accept_downloads=True
+        viewport={"width": 1280, "height": 900}, accept_downloads=True, **options
     )
     page = await context.new_page()
     page.set_default_timeout(timeout_ms)

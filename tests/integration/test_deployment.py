@@ -87,7 +87,10 @@ def plain_up() -> Iterator[EmbeddedStack]:
 
 @pytest.fixture(scope="class")
 def prefixed_up() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack.start({**SLOW_PACKER, "CONDA_STORE_URL_PREFIX": "/conda-store"}) as stack:
+    deployed = {"CONDA_STORE_SETTING_CONDA_COMMAND": "micromamba"}  # a deploy-time default
+    with EmbeddedStack.start(
+        {**SLOW_PACKER, **deployed, "CONDA_STORE_URL_PREFIX": "/conda-store"}
+    ) as stack:
         yield stack
 
 
@@ -337,6 +340,11 @@ class TestBehindAProxyUnderAPrefix:
         pulled = await run_process(inspect, dict(os.environ), 120)
         assert pulled.code == 0, pulled.err
         await shot(page, "deployment_proxy_build_page")
+        # every service of `up` read the deploy-time default; the settings page says so
+        await page.goto(f"{base}/setting/")
+        assert await page.input_value("#setting-conda_command") == "micromamba"
+        assert await page.text_content("#src-conda_command") == "deployment"
+        await shot(page, "deployment_proxy_settings_page")
         await page.click("#logout-button")
         await page.wait_for_url(f"{base}/")
         assert await page.query_selector("#login-button")

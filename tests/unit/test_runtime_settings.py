@@ -13,7 +13,9 @@ from shared.runtime_settings import (
     RuntimeSettings,
     SettingsError,
     is_global_setting,
+    makes_image,
     merge_settings,
+    setting_sources,
     setting_update_message,
     validate_setting_update,
 )
@@ -41,7 +43,15 @@ RECORDED_DEFAULTS = {
     "pypi_default_packages": [],
     "pypi_required_packages": [],
     "pypi_included_packages": [],
-    "build_artifacts": ["LOCKFILE", "YAML", "CONDA_PACK", "CONSTRUCTOR_INSTALLER"],
+    # deliberate deviation: conda-store's list has no DOCKER_MANIFEST; here it means the
+    # build's OCI image, made unless the setting leaves it out
+    "build_artifacts": [
+        "LOCKFILE",
+        "YAML",
+        "CONDA_PACK",
+        "CONSTRUCTOR_INSTALLER",
+        "DOCKER_MANIFEST",
+    ],
 }
 
 RECORDED_BAD_TYPE = (
@@ -187,3 +197,33 @@ def test_merge_does_not_mutate_defaults():
     merge_settings(defaults, {}, {"conda_default_channels": ["x"]}, None)
     assert defaults.conda_default_channels == ["conda-forge"]
     assert merge_settings(defaults).conda_default_channels == ["conda-forge"]
+
+
+def test_sources_name_the_layer_each_value_comes_from():
+    sources = setting_sources(
+        {"conda_command": "micromamba", "conda_default_channels": ["deployed"]},
+        {"conda_default_channels": ["global"], "storage_threshold": 1},
+        {"conda_included_packages": ["ns"], "storage_threshold": 2, "bogus": 3},
+        {"conda_included_packages": ["env"], "pypi_included_packages": ["x"]},
+    )
+    assert sources["conda_command"] == "deployment"
+    assert sources["conda_default_channels"] == "global"
+    assert sources["storage_threshold"] == "global"  # a global key set lower is ignored
+    assert sources["conda_included_packages"] == "environment"
+    assert sources["pypi_included_packages"] == "environment"
+    assert sources["conda_allowed_channels"] == "default"
+    assert set(sources) == set(SETTING_KEYS)
+
+
+def test_sources_agree_with_the_merge():
+    layers = ({"conda_command": "a"}, {"conda_command": "b"}, {"conda_channel_alias": "c"}, None)
+    merged = merge_settings(*layers)
+    sources = setting_sources(*layers)
+    assert (merged.conda_command, sources["conda_command"]) == ("b", "global")
+    assert (merged.conda_channel_alias, sources["conda_channel_alias"]) == ("c", "namespace")
+
+
+def test_an_image_is_made_unless_build_artifacts_leave_it_out():
+    assert makes_image(RuntimeSettings())
+    assert makes_image(RuntimeSettings(build_artifacts=["LOCKFILE", "DOCKER_MANIFEST"]))
+    assert not makes_image(RuntimeSettings(build_artifacts=["LOCKFILE", "YAML", "CONDA_PACK"]))

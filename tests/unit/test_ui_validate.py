@@ -63,3 +63,28 @@ def test_viewer_permissions_follow_binding_globs() -> None:
     assert viewer.can("build::delete", "alice/env")
     assert viewer.creatable_namespaces(["default", "alice"]) == ["alice"]
     assert not Viewer.from_api(None).authenticated
+
+
+def test_setting_values_are_checked_one_field_at_a_time() -> None:
+    from services.ui.validate import check_setting_values
+
+    problems = check_setting_values(
+        "namespace",
+        {
+            "conda_default_channels": ["ok"],
+            "conda_included_packages": "numpy",
+            "storage_threshold": 5,
+            "build_artifacts": ["LOCKFILE", "IMAGE"],
+        },
+    )
+    assert problems == {
+        "conda_included_packages": "Input should be a valid list",
+        "storage_threshold": "Setting storage_threshold is a global setting and cannot be set "
+        "within a namespace or environment",
+        "build_artifacts": "item 2: Input should be 'DIRECTORY', 'LOCKFILE', 'LOGS', 'YAML', "
+        "'CONDA_PACK', 'DOCKER_MANIFEST', 'CONSTRUCTOR_INSTALLER', 'CONTAINER_REGISTRY' or "
+        "'DOCKER_BLOB'",
+    }
+    assert check_setting_values("global", {"storage_threshold": "lots"}) == {
+        "storage_threshold": "Input should be a valid integer, unable to parse string as an integer"
+    }

@@ -60,16 +60,19 @@ def build_shape(
     }
 
 
-def image_shape(row: asyncpg.Record) -> dict[str, Any] | None:
-    """The build's OCI image: PUSHED (with its digest), FAILED (with the reason) or PENDING
-    (a completed build the registry has not answered for yet); None before completion."""
-    status = row["image_status"]
-    if status is None and (row["status"] != "COMPLETED" or row["deleted_on"] is not None):
+def image_shape(row: asyncpg.Record, prefix: str = "") -> dict[str, Any] | None:
+    """The build's OCI image: PUSHED (with its digest), FAILED (with the reason), SKIPPED (the
+    ``build_artifacts`` setting left it out) or PENDING (a completed build the registry has not
+    answered for yet); None before completion. ``prefix`` names the build's columns in a join."""
+    status = row[f"{prefix}image_status"]
+    if status is None and (
+        row[f"{prefix}status"] != "COMPLETED" or row[f"{prefix}deleted_on"] is not None
+    ):
         return None
     return {
         "status": status or "PENDING",
-        "reason": row["image_reason"],
-        "digest": row["image_digest"],
+        "reason": row[f"{prefix}image_reason"],
+        "digest": row[f"{prefix}image_digest"],
     }
 
 

@@ -12,6 +12,7 @@ import asyncpg
 from shared.wire import find_bad_text, is_row_id
 
 from ..envelopes import Paging
+from .builds import image_shape
 from .namespaces import namespace_shape
 from .where import Where, like_escape
 
@@ -22,6 +23,12 @@ SELECT = (
     "n.role_mappings AS ns_role_mappings"
 )
 FROM = " FROM environments e JOIN namespaces n ON n.id = e.namespace_id"
+CURRENT_IMAGE = (
+    ", cb.status AS cb_status, cb.deleted_on AS cb_deleted_on, cb.image_status AS cb_image_status,"
+    " cb.image_reason AS cb_image_reason, cb.image_digest AS cb_image_digest"
+)
+"""The current build's image columns (v1 extra), from ``JOIN_CURRENT``."""
+JOIN_CURRENT = " LEFT JOIN builds cb ON cb.id = e.current_build_id"
 
 
 @dataclass
@@ -75,6 +82,8 @@ def environment_shape(row: asyncpg.Record, *, v2: bool = False) -> dict[str, Any
     if not v2:
         shape["current_build"] = None
     shape["description"] = row["description"]
+    if "cb_status" in row.keys():  # an extension: the current build's image, for the ui's list
+        shape["image"] = image_shape(row, "cb_") if row["current_build_id"] else None
     return shape
 
 
@@ -90,7 +99,9 @@ def _live_where(patterns: tuple[list[str], list[str]], filters: EnvFilters) -> W
 async def get(pool: asyncpg.Pool, namespace: str, name: str) -> asyncpg.Record | None:
     """Soft-deleted environments are still returned, as conda-store does."""
     return await pool.fetchrow(
-        f"{SELECT}{FROM} WHERE e.namespace = $1 AND e.name = $2", namespace, name
+        f"{SELECT}{CURRENT_IMAGE}{FROM}{JOIN_CURRENT} WHERE e.namespace = $1 AND e.name = $2",
+        namespace,
+        name,
     )
 
 
@@ -104,9 +115,9 @@ async def list_page(
     order = ", ".join(paging.sort_keys(SORT, ["namespace", "name"])) + ", e.id"
     # page the environments alone (index order, LIMIT fence), then join their namespaces
     rows = await pool.fetch(
-        f"{SELECT} FROM (SELECT * FROM environments e{where.sql()} ORDER BY {order} "
-        f"LIMIT {paging.size} OFFSET {paging.offset}) e "
-        f"JOIN namespaces n ON n.id = e.namespace_id ORDER BY {order}",
+        f"{SELECT}{CURRENT_IMAGE} FROM (SELECT * FROM environments e{where.sql()} "
+        f"ORDER BY {order} LIMIT {paging.size} OFFSET {paging.offset}) e "
+        f"JOIN namespaces n ON n.id = e.namespace_id{JOIN_CURRENT} ORDER BY {order}",
         *where.args,
     )
     count = await pool.fetchval(f"SELECT count(*) FROM environments e{where.sql()}", *where.args)

@@ -29,12 +29,13 @@ def namespace_shape(row: asyncpg.Record, prefix: str = "") -> dict[str, Any]:
     }
 
 
-async def default_namespace(pool: asyncpg.Pool) -> str:
-    """The ``default_namespace`` runtime setting (conda-store's default: ``default``)."""
+async def default_namespace(pool: asyncpg.Pool, deployment_default: str | None = None) -> str:
+    """The ``default_namespace`` runtime setting: the global layer's, else the deploy-time
+    default, else conda-store's (``default``)."""
     value = await pool.fetchval(
         "SELECT data->>'default_namespace' FROM runtime_settings WHERE level_key = ''"
     )
-    return value or "default"
+    return value or deployment_default or "default"
 
 
 async def get_live(pool: asyncpg.Pool, name: str) -> asyncpg.Record | None:

@@ -10,8 +10,9 @@ from fastapi.responses import Response
 from shared.auth import Permission
 from shared.buildlog import BuildLog
 from shared.events import BuildCanceled, BuildDeleted
+from shared.runtime_settings import makes_image
 from shared.spec import SpecificationError, validate_specification
-from shared.submission import resolved_settings, submit_lockfile, submit_specification
+from shared.submission import submit_lockfile, submit_specification
 from shared.wire import Int64
 
 from ..cleanup import delete_build_files
@@ -85,9 +86,16 @@ async def rebuild(
                 spec["name"],
                 spec.get("description"),
             )
-            data = await submit_lockfile(state.store, lock, row["namespace"], actor=caller.actor)
+            settings = await state.runtime_settings(row["namespace"], row["environment"])
+            data = await submit_lockfile(
+                state.store,
+                lock,
+                row["namespace"],
+                actor=caller.actor,
+                make_image=makes_image(settings),
+            )
         else:
-            settings = await resolved_settings(state.pool, row["namespace"], row["environment"])
+            settings = await state.runtime_settings(row["namespace"], row["environment"])
             data = await submit_specification(
                 state.store,
                 validate_specification(spec),
@@ -124,7 +132,7 @@ async def delete_build(
     row = await _build_for(state, caller, build_id, P.BUILD_DELETE)
     if row["status"] not in builds.FINISHED:
         raise APIError(400, "cannot delete build since not finished building")
-    settings = await resolved_settings(state.pool)
+    settings = await state.runtime_settings()
     keep = [str(k) for k in settings.build_artifacts_kept_on_deletion]
     keys = await builds.artifacts(state.pool, build_id)
     await emit(

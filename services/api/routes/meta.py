@@ -105,7 +105,9 @@ async def create_token(
 
 
 async def _default_namespace(state: ApiState) -> str:
-    return await namespaces.default_namespace(state.pool)
+    return await namespaces.default_namespace(
+        state.pool, state.runtime_defaults.get("default_namespace")
+    )
 
 
 def decode_for_filter(state: ApiState, jwt: str) -> AuthenticationToken | None:

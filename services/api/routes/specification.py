@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from shared.auth import Permission
 from shared.remote_solve import request_solve
+from shared.runtime_settings import makes_image
 from shared.spec import (
     MAX_DESCRIPTION_CHARS,
     SpecificationError,
@@ -18,7 +19,7 @@ from shared.spec import (
     normalize_specification,
     parse_specification,
 )
-from shared.submission import resolved_settings, submit_lockfile, submit_specification
+from shared.submission import submit_lockfile, submit_specification
 
 from ..commands import wait_for
 from ..deps import Caller, api_state, get_caller
@@ -71,7 +72,7 @@ async def solve_specification(
     conda-store's own client sends; its rows need ``size`` and ``channel_id``, which are added.
     Any solver replica answers over NATS from the same cache builds use.
     """
-    settings = await resolved_settings(state.pool)
+    settings = await state.runtime_settings()
     try:
         urls = allowed_channel_urls(
             channel + channels or list(settings.conda_default_channels), settings
@@ -128,9 +129,16 @@ async def post_specification(
         if body.is_lockfile:
             if missing:
                 await create_namespace_events(state, namespace, caller.actor, exist_ok=True)
-            data = await submit_lockfile(state.store, spec, namespace, actor=caller.actor)
+            settings = await state.runtime_settings(namespace, spec.name)
+            data = await submit_lockfile(
+                state.store,
+                spec,
+                namespace,
+                actor=caller.actor,
+                make_image=makes_image(settings),
+            )
         else:
-            settings = await resolved_settings(state.pool, namespace, spec.name)
+            settings = await state.runtime_settings(namespace, spec.name)
             normalize_specification(spec, settings)  # reject before anything is written
             if missing:
                 await create_namespace_events(state, namespace, caller.actor, exist_ok=True)

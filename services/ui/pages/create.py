@@ -4,15 +4,21 @@ lockfile, checked line by line before anything is submitted."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from services.ui.client import segment
 from services.ui.deps import api_for, viewer_for
+from services.ui.guided import (
+    GuidedError,
+    GuidedModel,
+    field_errors,
+    load_for_guided,
+    spec_from_model,
+    spec_to_yaml,
+)
 from services.ui.render import render
 from services.ui.validate import check_lockfile, check_specification
 
@@ -25,15 +31,6 @@ dependencies:
   - python >=3.11
   - numpy
 """
-_KEY_ORDER = ("name", "description", "channels", "dependencies", "variables", "prefix")
-
-
-def spec_to_yaml(spec: dict[str, Any]) -> str:
-    """A stored specification as the YAML a person would have written (defaults left out)."""
-    ordered = {k: spec[k] for k in _KEY_ORDER if k in spec}
-    ordered.update({k: v for k, v in spec.items() if k not in ordered})
-    kept = {k: v for k, v in ordered.items() if v not in (None, "", [], {}) or k == "dependencies"}
-    return yaml.safe_dump(kept, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 async def namespace_names(request: Request) -> list[str]:
@@ -53,7 +50,8 @@ async def create_page(request: Request, namespace: str = "", environment: str = 
             build = await api.data(f"/api/v1/build/{env['current_build_id']}/")
             spec = (build.get("specification") or {}).get("spec")
             if spec and "lockfile" not in spec:
-                text = spec_to_yaml(spec)
+                # the description may have been edited since that build (no rebuild needed)
+                text = spec_to_yaml({**spec, "description": env.get("description") or ""})
     choices = viewer.creatable_namespaces(names)
     selected = namespace or (choices[0] if choices else viewer.primary_namespace)
     return render(
@@ -86,3 +84,24 @@ async def validate(request: Request, body: ValidateBody) -> JSONResponse:
             f"/api/v1/setting/{segment(body.namespace)}/"
         )
     return JSONResponse(check_specification(body.text, settings).as_json())
+
+
+class GuidedBody(BaseModel):
+    text: str
+
+
+@router.post("/create/guided")
+async def to_guided(body: GuidedBody) -> JSONResponse:
+    """The guided editor's model of a YAML text, or why the form cannot show it."""
+    try:
+        model = load_for_guided(body.text)
+    except GuidedError as exc:
+        return JSONResponse({"ok": False, "message": str(exc)})
+    return JSONResponse({"ok": True, "model": model.model_dump(mode="json")})
+
+
+@router.post("/create/yaml")
+async def to_yaml(model: GuidedModel) -> JSONResponse:
+    """The YAML the guided editor's fields describe, and the fields that are wrong."""
+    text = spec_to_yaml(spec_from_model(model))
+    return JSONResponse({"text": text, "errors": field_errors(model)})

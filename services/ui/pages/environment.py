@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from services.ui import permissions as P
 from services.ui.client import segment
 from services.ui.deps import api_for, viewer_for
-from services.ui.pages.create import spec_to_yaml
+from services.ui.guided import spec_to_yaml
 from services.ui.render import render
 
 router = APIRouter()
@@ -32,9 +32,11 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         ),
     )
     builds = [b for b in listing.get("data") or [] if b.get("environment_id") == env["id"]]
-    current = None
+    current, docker = None, None
     if env.get("current_build_id"):
         current = await api.data_or_none(f"/api/v1/build/{env['current_build_id']}/")
+    if current and (current.get("image") or {}).get("status") == "PUSHED":
+        docker = await api.text_or_none(f"/api/v1/build/{current['id']}/docker/")
     spec = ((current or {}).get("specification") or {}).get("spec")
     arn = f"{namespace}/{name}"
     return render(
@@ -44,6 +46,7 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         env=env,
         builds=builds,
         current=current,
+        docker=docker,
         spec_yaml=spec_to_yaml(spec) if spec else None,
         disk=sum(b.get("size") or 0 for b in builds if not b.get("deleted_on")),
         running=any(b["status"] in ("QUEUED", "BUILDING") for b in builds),
@@ -52,4 +55,5 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         can_delete=viewer.can(P.ENVIRONMENT_DELETE, arn),
         can_delete_build=viewer.can(P.BUILD_DELETE, arn),
         can_cancel=viewer.can(P.BUILD_CANCEL, arn),
+        can_read_settings=viewer.can(P.SETTING_READ, arn),
     )

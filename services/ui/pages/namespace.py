@@ -27,6 +27,7 @@ async def namespace_page(request: Request) -> HTMLResponse:
             "name": ns["name"],
             "usage": (usage or {}).get(ns["name"], {}),
             "can_delete": viewer.can(P.NAMESPACE_DELETE, ns["name"]),
+            "can_read_settings": viewer.can(P.SETTING_READ, ns["name"]),
         }
         for ns in listing
     ]

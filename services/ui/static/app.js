@@ -95,8 +95,129 @@ document.addEventListener("click", async (event) => {
   event.preventDefault();
   const response = await fetch(remote.dataset.copyUrl, { credentials: "same-origin" });
   if (!response.ok) return flash(await apiMessage(response));
-  copyText((await response.text()).trim());
+  copyText((remote.dataset.copyPrefix || "") + (await response.text()).trim());
 });
+
+// A message kept across the reload that shows a change (e.g. "Saved").
+const FLASH_KEY = "conda-store-flash";
+function flashAfterReload(message) {
+  sessionStorage.setItem(FLASH_KEY, message);
+  window.location.reload();
+}
+if (sessionStorage.getItem(FLASH_KEY)) {
+  flash(sessionStorage.getItem(FLASH_KEY), "ok");
+  sessionStorage.removeItem(FLASH_KEY);
+}
+
+// Environment page: the description, changed in place (no rebuild).
+const descriptionForm = $("#description-form");
+if (descriptionForm) {
+  const toggle = $("#edit-description");
+  const input = $("#description-input");
+  const error = $("#description-error");
+  const open = (on) => {
+    descriptionForm.hidden = !on;
+    toggle.hidden = on;
+    toggle.setAttribute("aria-expanded", String(on));
+    (on ? input : toggle).focus();
+  };
+  toggle.addEventListener("click", () => open(true));
+  $("#cancel-description").addEventListener("click", () => open(false));
+  descriptionForm.addEventListener("keydown", (event) => { if (event.key === "Escape") open(false); });
+  descriptionForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    try {
+      await api("PUT", descriptionForm.dataset.url, { description: input.value });
+      flashAfterReload("Description saved");
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+      input.focus();
+    }
+  });
+}
+
+// Settings pages: send only what changed, after each value was checked on its own field.
+const settingsForm = $("#settings-form");
+if (settingsForm && $("#settings-save")) {
+  const fields = $$(".setting", settingsForm);
+  const controlOf = (field) => $("fieldset, input, textarea", field);
+  const editable = (field) => !controlOf(field).disabled;
+
+  function valueOf(field) {
+    if (field.dataset.choices) {
+      return $$("input[type=checkbox]", field).filter((c) => c.checked).map((c) => c.value);
+    }
+    const control = controlOf(field);
+    if (field.dataset.type === "list") {
+      return control.value.split("\n").map((line) => line.trim()).filter(Boolean);
+    }
+    const text = control.value.trim();
+    if (text === "" && field.dataset.nullable) return null;
+    if (field.dataset.type === "integer") return /^-?\d+$/.test(text) ? Number(text) : text;
+    return control.value;
+  }
+  // A set of choices is the same whatever order it was stored in.
+  const same = (field, a, b) => {
+    const norm = (v) => JSON.stringify(field.dataset.choices && Array.isArray(v) ? [...v].sort() : v);
+    return norm(a) === norm(b);
+  };
+
+  function changedValues() {
+    const values = {};
+    for (const field of fields.filter(editable)) {
+      const value = valueOf(field);
+      if (!same(field, value, JSON.parse(field.dataset.initial))) values[field.dataset.key] = value;
+    }
+    return values;
+  }
+
+  function showFieldErrors(errors) {
+    for (const field of fields) {
+      const key = field.dataset.key;
+      const message = errors[key] || "";
+      const box = $(`#err-${CSS.escape(key)}`);
+      box.textContent = message;
+      box.hidden = !message;
+      field.classList.toggle("invalid", Boolean(message));
+      if (message) controlOf(field).setAttribute("aria-invalid", "true");
+      else controlOf(field).removeAttribute("aria-invalid");
+    }
+  }
+
+  settingsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = $("#settings-status");
+    const failure = $("#settings-error");
+    failure.hidden = true;
+    const values = changedValues();
+    const keys = Object.keys(values);
+    if (!keys.length) { status.textContent = "Nothing has changed."; return; }
+    status.textContent = "Checking…";
+    const { errors } = await api("POST", `${ROOT}/setting/validate`, {
+      level: settingsForm.dataset.level,
+      values,
+    });
+    showFieldErrors(errors);
+    const bad = fields.filter((f) => errors[f.dataset.key]);
+    if (bad.length) {
+      status.textContent = `${bad.length} setting${bad.length > 1 ? "s need" : " needs"} fixing`;
+      const first = controlOf(bad[0]);
+      (first.tagName === "FIELDSET" ? $("input", first) : first).focus();
+      return;
+    }
+    status.textContent = "Saving…";
+    try {
+      await api("PUT", settingsForm.dataset.url, values);
+      flashAfterReload(`Saved ${keys.join(", ")}`);
+    } catch (e) {
+      status.textContent = "";
+      failure.textContent = e.message;
+      failure.hidden = false;
+    }
+  });
+}
 
 // Instant filtering of what is already on the page; Enter still asks the server.
 for (const input of $$("input[data-filter]")) {
@@ -259,9 +380,11 @@ if (createForm) {
       const item = document.createElement("li");
       item.className = "problem";
       item.dataset.line = p.line;
-      item.innerHTML = `<button type="button" class="linkish">line ${p.line}</button> `;
+      if (!guidedOn) {  // lines belong to the YAML; the guided form marks its own fields
+        item.innerHTML = `<button type="button" class="linkish">line ${p.line}</button> `;
+        item.querySelector("button").addEventListener("click", () => jumpTo(p.line));
+      }
       item.append(document.createTextNode(p.message));
-      item.querySelector("button").addEventListener("click", () => jumpTo(p.line));
       problemsList.append(item);
     }
     drawGutter();
@@ -318,7 +441,8 @@ if (createForm) {
 
   function loadFile(file) {
     const reader = new FileReader();
-    reader.onload = () => {
+    reader.onload = async () => {
+      if (guidedOn) { $("#editor-yaml").checked = true; await useYaml(); }
       textarea.value = reader.result;
       $("#file-name").textContent = file.name;
       if (/lock/i.test(file.name)) $("#mode-lockfile").click();
@@ -339,8 +463,10 @@ if (createForm) {
   $("#namespace").addEventListener("change", scheduleCheck);
   $("#environment-name").addEventListener("input", scheduleCheck);
   for (const radio of $$("input[name=mode]")) {
-    radio.addEventListener("change", () => {
+    radio.addEventListener("change", async () => {
+      if (lockfileMode() && guidedOn) { $("#editor-yaml").checked = true; await useYaml(); }
       for (const el of $$(".lock-only")) el.hidden = !lockfileMode();
+      for (const el of $$(".spec-only")) el.hidden = lockfileMode();
       scheduleCheck();
     });
   }
@@ -364,6 +490,12 @@ if (createForm) {
     submit.disabled = true;
     const error = $("#submit-error");
     error.hidden = true;
+    if (guidedOn && !(await toYaml())) {
+      submit.disabled = false;
+      const bad = $(".field-error:not([hidden])", guided);
+      if (bad) $("input", bad.closest("li, .field") || guided).focus();
+      return;
+    }
     if (!(await check())) return;
     const body = { namespace: $("#namespace").value, specification: textarea.value };
     if (lockfileMode()) {
@@ -380,6 +512,288 @@ if (createForm) {
     }
   });
 
+  // --- The guided editor: form fields beside the YAML. The server converts both ways
+  // (/create/guided, /create/yaml), so the YAML written is the one a person would write and
+  // keys without a field survive; switching back without a change restores the text as it was.
+  const guided = $("#guided");
+  const yamlEditor = $("#yaml-editor");
+  const switchError = $("#switch-error");
+  const EDITOR_KEY = "conda-store-editor";
+  let guidedOn = false;
+  let snapshot = null;  // {text, model}: the YAML the form was filled from, the form then
+  let guidedTimer = null;
+  let yamlGeneration = 0;
+  let rowCount = 0;
+  const post = (path, body) => api("POST", `${ROOT}${path}`, body);
+  const LISTS = {
+    channel: { list: "#g-channels", label: "Channel", focus: ".g-channel" },
+    package: { list: "#g-packages", label: "Package", focus: ".g-pkg-name" },
+    pip: { list: "#g-pip", label: "pip package", focus: ".g-pip" },
+    variable: { list: "#g-variables", label: "Variable", focus: ".g-var-key" },
+  };
+
+  // Every control of row i says which row it is, for screen readers.
+  function labelRows(kind) {
+    $$(`${LISTS[kind].list} > li`).forEach((row, i) => {
+      const n = `${LISTS[kind].label} ${i + 1}`;
+      for (const label of $$("label", row)) {
+        const control = $("input, select", label);
+        const word = label.firstChild.textContent.trim() || $(".g-version-word", label)?.textContent || "";
+        const name = word === LISTS[kind].label ? n : `${n} ${word.toLowerCase()}`;
+        control.setAttribute("aria-label", name);
+      }
+      for (const button of $$("button", row)) button.setAttribute("aria-label", `${button.textContent} ${n.toLowerCase()}`);
+    });
+  }
+
+  function addRow(kind, fill) {
+    const row = $(`#${kind}-row`).content.firstElementChild.cloneNode(true);
+    const n = ++rowCount;
+    row.dataset.kind = kind;
+    for (const list of $$("datalist", row)) list.id = `${list.className}-${n}`;
+    $(".g-pkg-name", row)?.setAttribute("list", `g-pkg-names-${n}`);
+    for (const input of $$(".g-pkg-version, .g-pkg-upper", row)) input.setAttribute("list", `g-pkg-versions-${n}`);
+    if (fill) fill(row);
+    $(LISTS[kind].list).append(row);
+    if (kind === "package") showOp(row);
+    labelRows(kind);
+    return row;
+  }
+
+  function showOp(row) {
+    const op = $(".g-pkg-op", row).value;
+    $(".g-when-version", row).hidden = !["==", ">=", "<", "range"].includes(op);
+    $(".g-when-upper", row).hidden = op !== "range";
+    $(".g-when-custom", row).hidden = op !== "custom";
+    const words = { "==": "Version", ">=": "At least", "<": "Below", range: "From" };
+    $(".g-version-word", row).textContent = words[op] || "Version";
+    labelRows("package");
+  }
+
+  function fillModel(model) {
+    $("#g-name").value = model.name;
+    $("#g-description").value = model.description;
+    for (const kind of Object.keys(LISTS)) $(LISTS[kind].list).innerHTML = "";
+    for (const channel of model.channels) addRow("channel", (r) => { $(".g-channel", r).value = channel; });
+    for (const p of model.packages) {
+      addRow("package", (r) => {
+        $(".g-pkg-name", r).value = p.name;
+        $(".g-pkg-op", r).value = p.op;
+        $(".g-pkg-version", r).value = p.version;
+        $(".g-pkg-upper", r).value = p.upper;
+        $(".g-pkg-constraint", r).value = p.constraint;
+        if (p.source !== null) r.dataset.source = p.source;
+      });
+    }
+    for (const entry of model.pip) addRow("pip", (r) => { $(".g-pip", r).value = entry; });
+    for (const v of model.variables) {
+      addRow("variable", (r) => {
+        $(".g-var-key", r).value = v.key;
+        $(".g-var-value", r).value = v.value;
+        if (v.source !== null) r.dataset.source = JSON.stringify(v.source);
+      });
+    }
+    guided.dataset.extra = JSON.stringify(model.extra || {});
+  }
+
+  function readModel() {
+    const source = (row) => (row.dataset.source === undefined ? null : row.dataset.source);
+    return {
+      name: $("#g-name").value,
+      description: $("#g-description").value,
+      channels: $$("#g-channels .g-channel").map((i) => i.value),
+      packages: $$("#g-packages > li").map((r) => ({
+        name: $(".g-pkg-name", r).value,
+        op: $(".g-pkg-op", r).value,
+        version: $(".g-pkg-version", r).value,
+        upper: $(".g-pkg-upper", r).value,
+        constraint: $(".g-pkg-constraint", r).value,
+        source: source(r),
+      })),
+      pip: $$("#g-pip .g-pip").map((i) => i.value),
+      variables: $$("#g-variables > li").map((r) => ({
+        key: $(".g-var-key", r).value,
+        value: $(".g-var-value", r).value,
+        source: source(r) === null ? null : JSON.parse(source(r)),
+      })),
+      extra: JSON.parse(guided.dataset.extra || "{}"),
+    };
+  }
+
+  function showFieldErrors(errors) {
+    const place = (box, message) => {
+      box.textContent = message || "";
+      box.hidden = !message;
+      const control = $("input", box.closest("li, .field"));
+      if (message) control.setAttribute("aria-invalid", "true"); else control.removeAttribute("aria-invalid");
+    };
+    place($("#g-name-error"), errors.name);
+    $$("#g-packages > li").forEach((r, i) => place($(".g-row-error", r), errors[`packages.${i}`]));
+    $$("#g-pip > li").forEach((r, i) => place($(".g-row-error", r), errors[`pip.${i}`]));
+  }
+
+  // The form's YAML into the text area (and checked there); false if a field is wrong.
+  async function toYaml() {
+    clearTimeout(guidedTimer);
+    const mine = ++yamlGeneration;
+    const result = await post("/create/yaml", readModel());
+    if (mine !== yamlGeneration) return false;
+    textarea.value = result.text;
+    showFieldErrors(result.errors);
+    if (Object.keys(result.errors).length) {
+      showProblems(Object.values(result.errors).map((message) => ({ line: 1, message })));
+      return false;
+    }
+    return check();
+  }
+
+  function guidedChanged() {
+    clearTimeout(guidedTimer);
+    validity.textContent = "Checking…";
+    validity.className = "muted";
+    guidedTimer = setTimeout(toYaml, 300);
+  }
+
+  function showEditor(on) {
+    guidedOn = on;
+    guided.hidden = !on;
+    yamlEditor.hidden = on;
+    localStorage.setItem(EDITOR_KEY, on ? "guided" : "yaml");
+  }
+
+  async function useGuided() {
+    switchError.hidden = true;
+    let result;
+    try {
+      result = await post("/create/guided", { text: textarea.value });
+    } catch (e) {
+      result = { ok: false, message: e.message };
+    }
+    if (!result.ok) {
+      switchError.textContent = `The guided editor cannot show this text (${result.message}); keep editing the YAML.`;
+      switchError.hidden = false;
+      $("#editor-yaml").checked = true;
+      return;
+    }
+    fillModel(result.model);
+    snapshot = { text: textarea.value, model: JSON.stringify(readModel()) };
+    showEditor(true);
+    showProblems(problems);  // the same problems, without YAML line numbers
+    for (const row of $$("#g-packages > li")) suggestVersions(row);
+  }
+
+  async function useYaml() {
+    switchError.hidden = true;
+    if (snapshot && JSON.stringify(readModel()) === snapshot.model) {
+      clearTimeout(guidedTimer);
+      textarea.value = snapshot.text;  // nothing changed: the text as it was, comments and all
+    } else {
+      await toYaml();
+    }
+    snapshot = null;
+    showEditor(false);
+    scheduleCheck();
+  }
+
+  // Package names as you type, from the server's package index.
+  async function suggestNames(input) {
+    const query = input.value.trim();
+    const list = $(`#${input.getAttribute("list")}`);
+    if (!query) { list.innerHTML = ""; return; }
+    const params = new URLSearchParams({ search: query, distinct_on: "name", sort_by: "name", size: "20" });
+    const result = await api("GET", `${ROOT}/api/v1/package/?${params}`);
+    if (input.value.trim() !== query) return;  // typed on meanwhile
+    list.replaceChildren(...result.data.map((p) => new Option(p.summary || "", p.name)));
+  }
+
+  const sameChannel = (indexed, written) => {
+    const a = indexed.replace(/\/+$/, "");
+    const b = written.trim().replace(/\/+$/, "");
+    return a === b || a.endsWith(`/${b}`);
+  };
+  const versionKey = (v) => v.split(/[.\-_+!]/).map((part) => (/^\d+$/.test(part) ? part.padStart(12, "0") : part));
+  const newestFirst = (a, b) => {
+    const ka = versionKey(a);
+    const kb = versionKey(b);
+    for (let i = 0; i < Math.max(ka.length, kb.length); i++) {
+      if ((ka[i] || "") !== (kb[i] || "")) return (ka[i] || "") < (kb[i] || "") ? 1 : -1;
+    }
+    return 0;
+  };
+
+  // The versions of a package in the editor's channels (every indexed one if none match).
+  async function suggestVersions(row) {
+    const name = $(".g-pkg-name", row).value.trim();
+    const list = $(`#${$(".g-pkg-version", row).getAttribute("list")}`);
+    if (!name || name.includes("::")) { list.innerHTML = ""; return; }
+    const params = new URLSearchParams({ search: name, exact: "true", size: "100" });
+    params.append("distinct_on", "channel");
+    params.append("distinct_on", "version");
+    const result = await api("GET", `${ROOT}/api/v1/package/?${params}`);
+    const channels = $$("#g-channels .g-channel").map((i) => i.value).filter((c) => c.trim());
+    const inChannels = result.data.filter((p) => channels.some((c) => sameChannel(p.channel.name, c)));
+    const versions = [...new Set((inChannels.length ? inChannels : result.data).map((p) => p.version))];
+    versions.sort(newestFirst);
+    list.replaceChildren(...versions.map((v) => new Option(v, v)));
+    row.dataset.versions = versions.join(" ");
+  }
+
+  const nameTimers = new WeakMap();
+  guided.addEventListener("input", (event) => {
+    const target = event.target;
+    if (target.matches(".g-pkg-name")) {
+      clearTimeout(nameTimers.get(target));
+      nameTimers.set(target, setTimeout(() => suggestNames(target).catch(() => {}), 150));
+    }
+    guidedChanged();
+  });
+  guided.addEventListener("change", (event) => {
+    const row = event.target.closest("li");
+    if (event.target.matches(".g-pkg-op")) showOp(row);
+    if (event.target.matches(".g-pkg-name")) suggestVersions(row).catch(() => {});
+    if (event.target.matches(".g-channel")) {
+      for (const r of $$("#g-packages > li")) suggestVersions(r).catch(() => {});
+    }
+    guidedChanged();
+  });
+  // Enter in a row's field must not submit the whole form by surprise.
+  guided.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target.closest("li") && event.target.tagName === "INPUT") {
+      event.preventDefault();
+    }
+  });
+  guided.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    const row = button.closest("li");
+    if (button.classList.contains("g-remove")) {
+      const kind = row.dataset.kind;
+      const next = row.nextElementSibling || row.previousElementSibling;
+      row.remove();
+      labelRows(kind);
+      (next ? $("input", next) : $(`#g-add-${kind}`)).focus();
+      guidedChanged();
+    } else if (button.classList.contains("g-up") && row.previousElementSibling) {
+      row.previousElementSibling.before(row);
+      labelRows(row.dataset.kind);
+      button.focus();
+      guidedChanged();
+    }
+  });
+  for (const kind of Object.keys(LISTS)) {
+    $(`#g-add-${kind}`).addEventListener("click", () => {
+      const row = addRow(kind);
+      $(LISTS[kind].focus, row).focus();
+    });
+  }
+  for (const radio of $$("input[name=editor]")) {
+    radio.addEventListener("change", () => (radio.value === "guided" ? useGuided() : useYaml()));
+  }
+
   drawGutter();
   check();
+  if (localStorage.getItem(EDITOR_KEY) === "guided") {
+    $("#editor-guided").checked = true;
+    useGuided();
+  }
 }

@@ -4,7 +4,8 @@ For environments of 10, 50, 150 and all packages of the large channel (each one 
 its dependencies, see `tests.channels.large.growth_order`), the tools run directly, with no
 service in between, in a fresh directory each time:
 
-- solve: rattler, over HTTP from the channel served on 127.0.0.1, cold repodata cache;
+- solve: rattler, over HTTP from the channel served on 127.0.0.1, cold repodata cache (solve
+  and install times include the 0.05 s pause `tests.channels.envs` leaves rattler's threads);
 - install: rattler, into a new prefix from a cold package cache (download, extract, link);
 - conda-pack: the prefix as `.tar.gz` (its default level 4, one thread a core);
 - tar | pigz: `tar -c prefix | pigz -p2` (level 6), the practical limit for an archive;
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import os
 import shutil
 import statistics
@@ -35,8 +35,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import conda_pack
-import rattler
 
+from tests.channels.envs import install, solve
 from tests.channels.large import build_large_channel, channel_depends, growth_order
 from tests.channels.pinned import channel_figures
 from tests.channels.server import ChannelServer
@@ -86,17 +86,11 @@ async def direct_baseline(channel_url: str, specs: Sequence[str], work: Path) ->
     `work` (created; left in place for the caller to inspect or delete)."""
     await asyncio.to_thread(work.mkdir, parents=True)
     t = time.perf_counter()
-    records = await rattler.solve(
-        sources=[rattler.Channel(channel_url)],
-        specs=[rattler.MatchSpec(s) for s in specs],
-        gateway=rattler.Gateway(cache_dir=work / "repodata"),
-        platforms=["linux-64", "noarch"],
-        timeout=datetime.timedelta(seconds=300),
-    )
+    records = await solve(channel_url, specs, work, timeout_s=300)
     solve_s = time.perf_counter() - t
     prefix = work / "prefix"
     t = time.perf_counter()
-    await rattler.install(records, prefix, cache_dir=work / "pkgs", show_progress=False)
+    await install(records, prefix, work)
     install_s = time.perf_counter() - t
     packed = work / "conda-pack.tar.gz"
     t = time.perf_counter()
@@ -181,7 +175,6 @@ async def main(sizes: Sequence[int | None], repeat: int) -> None:
         print(table(rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    await asyncio.sleep(0.05)  # rattler's threads crash the interpreter at exit otherwise
 
 
 def parse_sizes(text: str) -> list[int | None]:

@@ -27,18 +27,10 @@ from tests.channels.cache import (
     require_empty,
 )
 from tests.channels.pythonpkg import python_xy
-from tests.channels.wheelchannel import build_wheel_channel
+from tests.channels.wheelchannel import BUILDER_SOURCES, build_wheel_channel
 from tests.channels.wheelfetch import pip_download, read_pins, resolve_pins, write_pins
 
-_SOURCES = (
-    "cache.py",
-    "condapkg.py",
-    "pythonpkg.py",
-    "wheelrepack.py",
-    "wheelfetch.py",
-    "wheelchannel.py",
-    "pinned.py",
-)
+_SOURCES = (*BUILDER_SOURCES, "pinned.py")
 
 
 @dataclass(frozen=True)

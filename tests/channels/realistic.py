@@ -27,7 +27,7 @@ from tests.channels.cache import (
     require_empty,
 )
 from tests.channels.condapkg import PackageFormat
-from tests.channels.wheelchannel import build_wheel_channel
+from tests.channels.wheelchannel import BUILDER_SOURCES, build_wheel_channel
 from tests.channels.wheelfetch import pip_download
 
 BINARY_PINS = ("numpy==2.4.6",)
@@ -50,15 +50,7 @@ WHEEL_DIR_PINS = ("tomli==2.5.0", "packaging==26.3", "requests-toolbelt==1.0.0")
 _TAR_BZ2 = {"six"}
 """Packages written as `.tar.bz2` so that both archive formats are exercised."""
 
-_SOURCES = (
-    "cache.py",
-    "condapkg.py",
-    "pythonpkg.py",
-    "wheelrepack.py",
-    "wheelfetch.py",
-    "wheelchannel.py",
-    "realistic.py",
-)
+_SOURCES = (*BUILDER_SOURCES, "realistic.py")
 
 
 def wheels_dir_for(channel: Path) -> Path:

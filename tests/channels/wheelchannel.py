@@ -23,6 +23,16 @@ from tests.channels.condapkg import PackageFormat, PackageMeta, index_channel
 from tests.channels.pythonpkg import build_python_packages, python_xy
 from tests.channels.wheelrepack import repack_wheel
 
+BUILDER_SOURCES = (
+    "cache.py",
+    "condapkg.py",
+    "pythonpkg.py",
+    "wheelrepack.py",
+    "wheelfetch.py",
+    "wheelchannel.py",
+)
+"""The modules that decide what a wheel-built channel holds: part of every recipe's cache key."""
+
 
 def _satisfies(version: str, spec: str) -> bool:
     """Whether `version` meets the version part of a conda spec made from PEP 440 specifiers

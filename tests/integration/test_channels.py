@@ -8,19 +8,17 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import rattler
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
-from rattler import Channel, Gateway, MatchSpec, RepoDataRecord
+from rattler import RepoDataRecord
 from rattler.exceptions import SolverError
 from rattler.package import IndexJson, PathsJson
 
 from tests.channels.condapkg import PREFIX_PLACEHOLDER
+from tests.channels.envs import install, solve
 from tests.channels.realistic import build_realistic_channel
 from tests.channels.server import ChannelServer, ServedChannel
 
@@ -29,28 +27,6 @@ from tests.channels.server import ChannelServer, ServedChannel
 def rattler_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One repodata + package cache for this module (rattler needs an explicit one)."""
     return tmp_path_factory.mktemp("rattler-cache")
-
-
-async def solve(url: str, specs: Sequence[str], cache: Path) -> list[RepoDataRecord]:
-    """Solve `specs` against one channel URL for linux-64 (with the crash-at-exit pause)."""
-    try:
-        return await rattler.solve(
-            sources=[Channel(url)],
-            specs=[MatchSpec(s) for s in specs],
-            gateway=Gateway(cache_dir=cache / "repodata"),
-            platforms=["linux-64", "noarch"],
-            timeout=timedelta(seconds=60),
-        )
-    finally:
-        await asyncio.sleep(0.05)
-
-
-async def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
-    """Install solved records into `prefix` with rattler."""
-    try:
-        await rattler.install(records, prefix, cache_dir=cache / "pkgs", show_progress=False)
-    finally:
-        await asyncio.sleep(0.05)
 
 
 def pins(records: list[RepoDataRecord]) -> dict[str, str]:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.bench.bench_large import disk_usage
+from tests.channels.envs import install, solve
 from tests.channels.large import channel_depends
 from tests.channels.server import ServedChannel
-from tests.integration.test_channels import install, run_clean, solve
+from tests.integration.test_channels import run_clean
 
 pytestmark = [pytest.mark.large, pytest.mark.slow]
 

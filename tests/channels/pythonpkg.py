@@ -22,9 +22,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
-from tests.channels.condapkg import PREFIX_PLACEHOLDER, PackageMeta
+from tests.channels.condapkg import PREFIX_PLACEHOLDER, PackageMeta, build_package
 
 _SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "idlelib", "tkinter"}
 _SKIP_DIRS |= {"turtledemo"}
@@ -153,3 +154,12 @@ def stage_python(staging: Path, base_prefix: Path | None = None) -> None:
         shutil.copytree(src / "include" / f"python{xy}", staging / "include" / f"python{xy}")
     prefixes = {str(src).encode(), os.path.realpath(src).encode()}
     _relocate(staging, sorted(prefixes, key=len, reverse=True), find_patchelf())
+
+
+def build_python_packages(channel: Path) -> list[PackageMeta]:
+    """Write `python` (this interpreter, relocated) and `python_abi` into `channel/linux-64/`."""
+    with tempfile.TemporaryDirectory(prefix="python-stage-") as tmp:
+        stage_python(Path(tmp) / "python")
+        build_package(python_meta(), Path(tmp) / "python", channel)
+        build_package(python_abi_meta(), Path(tmp) / "empty", channel)
+    return [python_meta(), python_abi_meta()]

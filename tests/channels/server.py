@@ -68,6 +68,15 @@ class _ChannelHandler(http.server.SimpleHTTPRequestHandler):
         self.requested.append(self.path)
 
 
+class _ChannelHTTPServer(http.server.ThreadingHTTPServer):
+    """A listen backlog for bursts: rattler fetches a large channel's repodata shards over
+    ~100 connections at once, and the stdlib default of 5 drops their SYNs (the client sees
+    "Connection timed out" once retransmissions give up)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class ChannelServer:
     """Serve `directory` at `http://127.0.0.1:<port>/` from a daemon thread.
 
@@ -79,7 +88,7 @@ class ChannelServer:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.requested: list[str] = []
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._httpd: _ChannelHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -96,8 +105,7 @@ class ChannelServer:
             return self.url
         handler = type("Handler", (_ChannelHandler,), {"requested": self.requested})
         factory = functools.partial(handler, directory=str(self.directory))
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), factory)
-        httpd.daemon_threads = True
+        httpd = _ChannelHTTPServer(("127.0.0.1", 0), factory)
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever,

@@ -19,6 +19,7 @@ import email.parser
 import hashlib
 import io
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from tests.channels.condapkg import PREFIX_PLACEHOLDER, PackageMeta, write_file
+from tests.channels.condapkg import (
+    PREFIX_PLACEHOLDER,
+    PackageFormat,
+    PackageMeta,
+    build_package,
+    write_file,
+)
 
 
 def conda_name(name: str) -> str:
@@ -55,7 +62,8 @@ def read_wheel(wheel: Path) -> WheelInfo:
         dist_info = next(
             n.split("/")[0] for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")
         )
-        meta = email.parser.BytesParser().parsebytes(zf.read(f"{dist_info}/METADATA"))
+        # METADATA is UTF-8; parsed as bytes, non-ASCII headers come back as `Header` objects.
+        meta = email.parser.Parser().parsestr(zf.read(f"{dist_info}/METADATA").decode())
         wheel_meta = email.parser.BytesParser().parsebytes(zf.read(f"{dist_info}/WHEEL"))
         scripts: tuple[str, ...] = ()
         if f"{dist_info}/entry_points.txt" in zf.namelist():
@@ -220,3 +228,16 @@ def wheel_meta(info: WheelInfo, python_xy: str, build_number: int = 0) -> Packag
         license=info.license,
         summary=info.summary,
     )
+
+
+def repack_wheel(
+    wheel: Path, channel: Path, python_xy: str, fmt: PackageFormat = ".conda"
+) -> PackageMeta:
+    """Write `wheel` as a conda package into `channel/<subdir>/` (staged in a temporary
+    directory) and return its metadata; a top-level function so that a process pool can run it.
+    """
+    with tempfile.TemporaryDirectory(prefix="repack-") as tmp:
+        info = stage_wheel(wheel, Path(tmp), python_xy)
+        meta = wheel_meta(info, python_xy)
+        build_package(meta, Path(tmp), channel, fmt)
+    return meta

@@ -9,15 +9,23 @@ from tests.channels.wheelrepack import record_line
 
 
 def make_wheel(
-    dest: Path, name: str, version: str, module_source: str, scripts: dict[str, str]
+    dest: Path,
+    name: str,
+    version: str,
+    module_source: str,
+    scripts: dict[str, str],
+    *,
+    metadata: tuple[str, ...] = (),
 ) -> Path:
     """``<name>-<version>-py3-none-any.whl`` in ``dest``: one module named ``name`` and the
-    console ``scripts`` (script name → ``module:function``)."""
+    console ``scripts`` (script name → ``module:function``); ``metadata`` adds `METADATA`
+    header lines (e.g. ``Requires-Dist: six>=1.5``)."""
     dist_info = f"{name}-{version}.dist-info"
     files = {
         f"{name}.py": module_source.encode(),
         f"{dist_info}/METADATA": (
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + "".join(f"{line}\n" for line in metadata)
         ).encode(),
         f"{dist_info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

@@ -8,17 +8,17 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import rattler
-from rattler import Channel, Gateway, MatchSpec, RepoDataRecord
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from rattler import RepoDataRecord
 from rattler.exceptions import SolverError
 from rattler.package import IndexJson, PathsJson
 
 from tests.channels.condapkg import PREFIX_PLACEHOLDER
+from tests.channels.envs import install, solve
 from tests.channels.realistic import build_realistic_channel
 from tests.channels.server import ChannelServer, ServedChannel
 
@@ -27,28 +27,6 @@ from tests.channels.server import ChannelServer, ServedChannel
 def rattler_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One repodata + package cache for this module (rattler needs an explicit one)."""
     return tmp_path_factory.mktemp("rattler-cache")
-
-
-async def solve(url: str, specs: Sequence[str], cache: Path) -> list[RepoDataRecord]:
-    """Solve `specs` against one channel URL for linux-64 (with the crash-at-exit pause)."""
-    try:
-        return await rattler.solve(
-            sources=[Channel(url)],
-            specs=[MatchSpec(s) for s in specs],
-            gateway=Gateway(cache_dir=cache / "repodata"),
-            platforms=["linux-64", "noarch"],
-            timeout=timedelta(seconds=60),
-        )
-    finally:
-        await asyncio.sleep(0.05)
-
-
-async def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
-    """Install solved records into `prefix` with rattler."""
-    try:
-        await rattler.install(records, prefix, cache_dir=cache / "pkgs", show_progress=False)
-    finally:
-        await asyncio.sleep(0.05)
 
 
 def pins(records: list[RepoDataRecord]) -> dict[str, str]:
@@ -159,6 +137,31 @@ def test_channel_server_serves_and_releases_port(tmp_path: Path) -> None:
         urllib.request.urlopen(f"{url}/noarch/repodata.json", timeout=5)
 
 
+async def test_channel_server_takes_a_burst_of_connections(tmp_path: Path) -> None:
+    # rattler fetches a large channel's repodata shards over ~100 connections at once; a
+    # listen backlog of 5 dropped their SYNs and the solve died on "Connection timed out".
+    burst = 100
+    for i in range(burst):
+        (tmp_path / f"shard{i}").write_bytes(b"x" * 1000)
+
+    async def fetch(port: int, i: int) -> bytes:
+        # below the kernel's first SYN retransmission (1 s): a dropped SYN fails the connect
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 0.9)
+        writer.write(f"GET /shard{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        body = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        return body
+
+    with ChannelServer(tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        answers = await asyncio.gather(
+            *(fetch(port, i) for i in range(burst)), return_exceptions=True
+        )
+    failed = [a for a in answers if not isinstance(a, bytes)]
+    assert not failed, f"{len(failed)} of {burst} connections failed: {failed[:3]}"
+    assert all(a.startswith(b"HTTP/1.0 200") and a.endswith(b"x" * 1000) for a in answers)
+
+
 @pytest.mark.slow
 async def test_realistic_channel_runs_numpy_and_requests(
     realistic_channel: ServedChannel, rattler_cache: Path, tmp_path: Path
@@ -199,3 +202,61 @@ def test_realistic_channel_second_build_comes_from_cache(
     assert elapsed < 3.0, f"cached build took {elapsed:.2f} s"
     expected = sorted(p.name for p in realistic_channel.path.glob("*/*.conda"))
     assert sorted(p.name for p in channel.glob("*/*.conda")) == expected
+
+
+async def run_in_kernel(prefix: Path, code: str, work: Path) -> str:
+    """Run `code` in a Jupyter kernel of the environment at `prefix` and return its stdout.
+
+    The kernelspec is what a JupyterHub would see for the environment (`<prefix>/bin/python -m
+    ipykernel_launcher`); the kernel gets a clean environment, so nothing leaks from this venv.
+    """
+    spec_dir = work / "kernels" / "env"
+    spec_dir.mkdir(parents=True)
+    argv = [str(prefix / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": "env", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    manager = AsyncKernelManager(
+        kernel_name="env",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(work / "kernels")]),
+        connection_file=str(work / "connection.json"),
+    )
+    env = {"PATH": f"{prefix}/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
+    await manager.start_kernel(env=env, cwd=str(work))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=120)
+        msg_id = client.execute(code)
+        out = []
+        while True:
+            msg = await client.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content["name"] == "stdout":
+                out.append(content["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(content["traceback"]))
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(out)
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
+async def test_jupyter_channel_environment_runs_as_a_kernel(
+    jupyter_channel: ServedChannel, rattler_cache: Path, tmp_path: Path
+) -> None:
+    records = await solve(jupyter_channel.url, ["python", "ipykernel", "numpy"], rattler_cache)
+    got = pins(records)
+    assert got["numpy"] == "2.4.6"
+    assert {"jupyter-client", "jupyter-core", "traitlets", "tornado", "pyzmq", "ipython"} <= set(
+        got
+    )
+    prefix = tmp_path / "env"
+    await install(records, prefix, rattler_cache)
+
+    code = "import numpy, sys; print(numpy.__version__, sys.prefix)"
+    output = await run_in_kernel(prefix, code, tmp_path / "kernel")
+    assert output.split() == ["2.4.6", str(prefix)]

@@ -57,9 +57,7 @@ class Lease:
         """Inside a transaction: raise ``LeadershipLost`` unless this term is still the current
         one. The row lock taken here makes a new leader wait for the transaction to end, and the
         transaction may idle no longer than a lease, so a pause here cannot block a takeover."""
-        await conn.execute(
-            f"SET LOCAL idle_in_transaction_session_timeout = {_ms(self.lease_s)}"
-        )
+        await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {_ms(self.lease_s)}")
         current = await conn.fetchval(
             "SELECT term FROM leader_terms WHERE role = $1 FOR SHARE", self.role
         )

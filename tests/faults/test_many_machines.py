@@ -151,6 +151,7 @@ async def watching(cluster: Cluster) -> AsyncIterator[Watch]:
 
 # --- finding a victim ----------------------------------------------------------------------
 
+
 def worker_line(verb: str) -> re.Pattern[str]:
     """``solving build 7 (attempt 1) on host:1234``, ``packing build 7 (attempt 1 of 5) on …``"""
     return re.compile(rf"{verb} build \d+ \(attempt 1\b[^)]*\) on \S+:(\d+)")
@@ -187,7 +188,10 @@ async def busy_registry(cluster: Cluster, ids: list[int]) -> ServiceProcess:
         pending = {b for b, o in outcomes.items() if o.get("Packed") and not o.get("ImagePushed")}
         for proc in cluster.of("registry"):
             for line in proc.log_text().splitlines():
-                if '"building image"' in line and (entry := json.loads(line))["build_id"] in pending:
+                if (
+                    '"building image"' in line
+                    and (entry := json.loads(line))["build_id"] in pending
+                ):
                     return proc
         await asyncio.sleep(0.1)
     raise TimeoutError(f"no registry was seen building an image of {ids}")
@@ -314,4 +318,3 @@ async def test_builds_complete_once_and_nothing_is_lost_when_one_member_fails(
         assert successor is not strike.victim
         assert isinstance(strike.victim, ServiceProcess)
         assert "leadership taken" in successor.log_text()
-

@@ -23,6 +23,7 @@ import sys
 import time
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -258,8 +259,8 @@ class Cluster:
 
     def stop(self) -> None:
         self.lb.stop()
-        for proc in self.processes.values():
-            proc.stop()
+        with ThreadPoolExecutor(len(self.processes)) as pool:  # each may take a few seconds
+            list(pool.map(ServiceProcess.stop, self.processes.values()))
         for node in self.nats:
             node.stop()
 
@@ -280,7 +281,7 @@ class Cluster:
                 try:
                     await ensure_stream(js, settings)
                     info = await js.stream_info(settings.nats_stream)
-                    peers = info.cluster.replicas or [] if info.cluster else []
+                    peers = (info.cluster.replicas or []) if info.cluster else []
                     if info.cluster and info.cluster.leader and len(peers) == len(self.nats) - 1:
                         if all(p.current and not p.offline for p in peers):
                             return

@@ -13,7 +13,7 @@ import zlib
 import pytest
 
 from shared.eventstore import EventStore
-from shared.eventstore.leader import Lease, LeadershipLost, leadership
+from shared.eventstore.leader import LeadershipLost, Lease, leadership
 
 
 async def lead(store: EventStore, role: str, leases: list[Lease], lease_s: float = 1.0) -> None:

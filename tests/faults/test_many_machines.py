@@ -188,10 +188,7 @@ async def busy_registry(cluster: Cluster, ids: list[int]) -> ServiceProcess:
         pending = {b for b, o in outcomes.items() if o.get("Packed") and not o.get("ImagePushed")}
         for proc in cluster.of("registry"):
             for line in proc.log_text().splitlines():
-                if (
-                    '"building image"' in line
-                    and (entry := json.loads(line))["build_id"] in pending
-                ):
+                if '"building image"' in line and json.loads(line)["build_id"] in pending:
                     return proc
         await asyncio.sleep(0.1)
     raise TimeoutError(f"no registry was seen building an image of {ids}")

@@ -310,8 +310,10 @@ class Cluster:
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
 
-    async def leader(self, role: str, timeout: float = 60.0) -> ServiceProcess:
-        """The process holding ``role``'s lock (waits until one does)."""
+    async def leader(
+        self, role: str, other_than: object = None, timeout: float = 60.0
+    ) -> ServiceProcess:
+        """The process holding ``role``'s lock (waits until one other than ``other_than`` does)."""
         key = zlib.crc32(role.encode())
         conn = await self.db()
         try:
@@ -324,7 +326,7 @@ class Cluster:
                     "AND l.classid = 0 AND l.objid = $1::bigint::oid",
                     key,
                 )
-                if name in self.processes:
+                if name in self.processes and self.processes[name] is not other_than:
                     return self.processes[name]
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no {role} leader")

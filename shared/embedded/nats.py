@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ports import free_port, wait_for_port
+from .processes import stop_child
 
 CLUSTER_NAME = "conda-store"
 
@@ -91,13 +92,7 @@ class NatsServer:
         return f"exited with {self.proc.returncode if self.proc else None}"
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
         self.proc = None
 
 

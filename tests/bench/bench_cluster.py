@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from shared.embedded.postgres import PostgresCluster
+from tests.bench.bench_packer import P7_SPECS
 from tests.channels.batch import batch_package, build_batch_channel
 from tests.channels.realistic import build_realistic_channel
 from tests.channels.server import ChannelServer
@@ -40,27 +41,15 @@ from tests.harness.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
 LOAD_SCRIPT = ROOT / "tests" / "bench" / "bench_load.py"
-REALISTIC_SPECS = [
-    ("numpy",),
-    ("requests",),
-    ("six",),
-    ("idna",),
-    ("certifi",),
-    ("numpy", "six"),
-    ("numpy", "idna"),
-    ("requests", "six"),
-    ("urllib3",),
-    ("charset-normalizer",),
-]
 
 
 def batch(channel: str, kind: str, count: int) -> list[str]:
     """``count`` environments, each with a package set of its own (no archive is reused)."""
-    if kind == "realistic" and count > len(REALISTIC_SPECS):
-        raise SystemExit(f"the realistic channel offers {len(REALISTIC_SPECS)} distinct builds")
+    if kind == "realistic" and count > len(P7_SPECS):
+        raise SystemExit(f"the realistic channel offers {len(P7_SPECS)} distinct builds")
     specs = []
     for i in range(count):
-        deps = [batch_package(i)] if kind == "tiny" else ["python", *REALISTIC_SPECS[i]]
+        deps = [batch_package(i)] if kind == "tiny" else ["python", *P7_SPECS[i]]
         doc = {"name": f"bench-{i}", "channels": [channel], "dependencies": deps}
         specs.append(yaml.safe_dump(doc))
     return specs

@@ -36,6 +36,7 @@ from shared.auth import AuthenticationToken, encode_token
 from shared.bus.jetstream import connect_nats, ensure_stream
 from shared.embedded.nats import NatsServer, cluster_url, nats_cluster
 from shared.embedded.ports import free_port
+from shared.embedded.processes import stop_child
 from shared.settings import Settings
 from tests.harness.load_balancer import LoadBalancer
 from tests.harness.s3server import S3Server
@@ -128,12 +129,7 @@ class ServiceProcess:
             return
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_child(self.proc, timeout)
 
     async def wait_healthy(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

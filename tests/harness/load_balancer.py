@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from shared.embedded.ports import free_port, wait_for_port
+from shared.embedded.processes import stop_child
 
 HOST = "127.0.0.1"
 
@@ -86,11 +87,5 @@ class LoadBalancer:
             wait_for_port(HOST, port)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
         self.proc = None

@@ -93,7 +93,8 @@ def test_compose_probes_and_volumes_are_where_the_services_are() -> None:
         assert f"localhost:{PROBE_PORTS[name]}/" in probe, name
     packer = next(s for s in services.values() if s.get("command") == ["packer"])
     targets = {v.split(":")[1] for v in packer["volumes"]}
-    assert {"/var/lib/conda-store/cache", "/var/lib/conda-store/store"} <= targets
+    store = packer["environment"]["CONDA_STORE_STORE_DIRECTORY"]
+    assert {"/var/lib/conda-store/cache", store} <= targets
     for worker in ("solver", "packer", "registry"):
         service = next(s for s in services.values() if s.get("command") == [worker])
         assert service["deploy"]["resources"]["reservations"], worker
@@ -162,7 +163,8 @@ def test_kubernetes_balances_api_and_registry_and_mounts_caches_and_the_store() 
     packer = deployments["conda-store-packer"]["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in packer["containers"][0]["volumeMounts"]}
     volumes = {v["name"]: v for v in packer["volumes"]}
-    store = volumes[mounts["/var/lib/conda-store/store"]]["persistentVolumeClaim"]["claimName"]
+    directory = by_kind(docs, "ConfigMap")["conda-store"]["data"]["CONDA_STORE_STORE_DIRECTORY"]
+    store = volumes[mounts[directory]]["persistentVolumeClaim"]["claimName"]
     claim = by_kind(docs, "PersistentVolumeClaim")[store]
     assert "ReadWriteMany" in claim["spec"]["accessModes"]  # shared by every packer
     assert "/var/lib/conda-store/cache" in mounts

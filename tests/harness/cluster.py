@@ -230,9 +230,11 @@ class Cluster:
             "CONDA_STORE_SECRET": SECRET,
             "CONDA_STORE_BIND_HOST": "127.0.0.1",
             f"CONDA_STORE_{PORT_FIELDS[proc.service].upper()}": str(proc.port),
-            "CONDA_STORE_EXTERNAL_URL": self.lb.url("api") if "api" in self.lb.ports else "",
-            "CONDA_STORE_REGISTRY_EXTERNAL_URL": (
-                self.lb.address("registry") if "registry" in self.lb.ports else ""
+            **({"CONDA_STORE_EXTERNAL_URL": self.api_url} if "api" in self.lb.ports else {}),
+            **(
+                {"CONDA_STORE_REGISTRY_EXTERNAL_URL": self.lb.address("registry")}
+                if "registry" in self.lb.ports
+                else {}
             ),
             "CONDA_STORE_ENABLE_UI": "false",
             "CONDA_STORE_LOG_FORMAT": "json",

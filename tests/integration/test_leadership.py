@@ -8,6 +8,7 @@ Postgres is played directly: its session ends (as ``idle_session_timeout`` ends 
 from __future__ import annotations
 
 import asyncio
+import random
 import zlib
 
 import pytest
@@ -79,3 +80,20 @@ async def test_a_leader_whose_session_ended_is_deposed_and_can_no_longer_write(
         assert await conn.fetchval("SELECT 1") == 1
     b.cancel()
     await asyncio.gather(b, return_exceptions=True)
+
+
+async def test_leading_ends_on_every_cancel_even_when_the_heartbeat_is_mid_query(
+    event_store: EventStore,
+) -> None:
+    """A heartbeat every 2 ms keeps the watcher mostly inside its query, so some cancel lands
+    as the query completes (where Python 3.11's wait_for forgets the cancel); a short lease also
+    ends sessions that idle, which must not leak out of a cancelled leadership."""
+    rng = random.Random(14)
+    for _ in range(120):
+        leases: list[Lease] = []
+        task = asyncio.create_task(lead(event_store, "role-c", leases, lease_s=0.006))
+        await asyncio.sleep(rng.random() * 0.03)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        assert done, "a cancelled leader kept running"
+        assert task.cancelled(), task.exception()

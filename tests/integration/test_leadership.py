@@ -96,4 +96,5 @@ async def test_leading_ends_on_every_cancel_even_when_the_heartbeat_is_mid_query
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=10)
         assert done, "a cancelled leader kept running"
-        assert task.cancelled(), task.exception()
+        # ended by the cancel, or just before it by losing a lease this short
+        assert task.cancelled() or isinstance(task.exception(), LeadershipLost)

@@ -38,7 +38,7 @@ from shared.embedded.nats import NatsServer, cluster_url, nats_cluster
 from shared.embedded.ports import free_port
 from shared.embedded.processes import stop_child
 from shared.settings import Settings
-from tests.harness.load_balancer import LoadBalancer
+from tests.harness.haproxy import LoadBalancer
 from tests.harness.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from shared.settings import Settings
-from tests.harness.load_balancer import haproxy_binary
+from tests.harness.haproxy import haproxy_binary
 from tests.unit.test_deploy import IMAGE, ROOT, kubernetes_documents, our_containers
 
 DEFAULTS = Settings()

@@ -1,14 +1,24 @@
-"""A real load balancer for tests: Debian's haproxy with a throwaway config on free ports.
+"""Debian's haproxy for tests, as deployments put one in front of conda-store: a throwaway
+config on free ports of 127.0.0.1, in the foreground.
 
-Each frontend spreads requests round-robin over its backends, checks them on ``/health`` twice a
-second, takes a dead one out, retries a request whose connection failed or came back empty on
-another backend, and passes ``X-Forwarded-For/Proto/Host`` as a proxy in front of the API would.
+``LoadBalancer``: each frontend spreads requests round-robin over its backends, checks them on
+``/health`` twice a second, takes a dead one out, retries a request whose connection failed or
+came back empty on another backend, and passes ``X-Forwarded-For/Proto/Host``.
+
+``haproxy()``: one API behind a proxy that publishes it under a path, the two ways proxies do:
+- ``/conda-store/...`` is passed on unchanged (conda-store's own layout: the server runs with
+  ``url_prefix=/conda-store``);
+- ``/stripped/...`` loses its prefix on the way and says so in ``X-Forwarded-Prefix`` (Traefik's
+  StripPrefix); anything else is a 404 from the proxy itself.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from shared.embedded.ports import free_port, wait_for_port
@@ -43,11 +53,21 @@ def haproxy_binary() -> str:
 
 
 class LoadBalancer:
-    """``backends`` maps a frontend name to the ``(server name, port)`` pairs behind it."""
+    """``backends`` maps a frontend name to the ``(server name, port)`` pairs behind it;
+    ``rules`` adds ``http-request`` lines to a frontend; ``checked=False`` skips health checks
+    (a backend without ``/health`` at its root)."""
 
-    def __init__(self, workdir: Path, backends: dict[str, list[tuple[str, int]]]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        backends: dict[str, list[tuple[str, int]]],
+        rules: Mapping[str, str] | None = None,
+        checked: bool = True,
+    ) -> None:
         self.workdir = Path(workdir)
         self.backends = backends
+        self.rules = rules or {}
+        self.checked = checked
         self.ports = {name: free_port(HOST) for name in backends}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -66,10 +86,12 @@ class LoadBalancer:
                 f"    bind {HOST}:{self.ports[name]}\n"
                 "    http-request set-header X-Forwarded-Proto http\n"
                 "    http-request set-header X-Forwarded-Host %[req.hdr(host)]\n"
+                f"{self.rules.get(name, '')}"
                 f"    default_backend {name}\n"
             )
+            check = " check" if self.checked else ""
             lines = [f"backend {name}", "    balance roundrobin"]
-            lines += [f"    server {server} {HOST}:{port} check" for server, port in servers]
+            lines += [f"    server {server} {HOST}:{port}{check}" for server, port in servers]
             parts.append("\n".join(lines) + "\n")
         return "\n".join(parts)
 
@@ -89,3 +111,30 @@ class LoadBalancer:
     def stop(self) -> None:
         stop_child(self.proc)
         self.proc = None
+
+
+PREFIX_RULES = """\
+    acl kept path {prefix}
+    acl kept path_beg {prefix}/
+    acl stripped path_beg /stripped/
+    http-request return status 404 content-type text/plain string "not routed" if !kept !stripped
+    http-request set-header X-Forwarded-Prefix /stripped if stripped
+    http-request replace-path ^/stripped(/.*)$ \\1 if stripped
+"""
+
+
+@contextmanager
+def haproxy(backend_port: int, prefix: str = "/conda-store") -> Iterator[int]:
+    """Yield the port of a proxy publishing the API on ``backend_port`` under ``prefix``."""
+    with tempfile.TemporaryDirectory(prefix="cs-haproxy-") as tmp:
+        proxy = LoadBalancer(
+            Path(tmp),
+            {"web": [("api", backend_port)]},
+            rules={"web": PREFIX_RULES.format(prefix=prefix)},
+            checked=False,
+        )
+        proxy.start()
+        try:
+            yield proxy.ports["web"]
+        finally:
+            proxy.stop()

@@ -122,7 +122,6 @@ async def leadership(
     conn = await _locked_session(store, role, lease_s, retry)
     try:
         lease = Lease(role, await _begin_term(conn, role), lease_s)
-        log.info("leadership taken", role=role, term=lease.term)
         body = asyncio.current_task()
         assert body is not None
         lost: list[str] = []
@@ -170,6 +169,7 @@ async def run_as_leader(
         started = time.monotonic()
         try:
             async with leadership(store, role, lease_s) as lease:
+                log.info("leadership taken", role=role, term=lease.term)
                 await work(lease)
             return
         except asyncio.CancelledError:

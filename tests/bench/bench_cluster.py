@@ -6,8 +6,9 @@ SeaweedFS, haproxy, every service a process of its own with its own cold caches)
 same batch of builds through the load balancer:
 
 - packers: the batch on the realistic channel (real CPython, numpy, requests: installs and
-  conda-pack archives of 30-100 MB) with 1 packer, then 2 packers, each taking one build at a
-  time (``PACKER_CONCURRENCY=1``), so the number of processes is what changes. Prints seconds
+  conda-pack archives of 20-50 MB) with 1 packer, then 2 packers, each taking one build at a
+  time with one gzip thread (``PACKER_CONCURRENCY=1``, ``PACKER_PACK_THREADS=1``: a packer
+  stands for a small machine), so the number of processes is what changes. Prints seconds
   from the first submission until every build is terminal, builds per minute, and the ratio.
 - ``--load``: runs ``tests/bench/bench_load.py`` (50 readers + 10 submitters) against one API
   process directly, then against two behind haproxy, on one cluster.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,7 +118,11 @@ async def bench_packers(pg: PostgresCluster, s3: S3Server, root: Path, args) -> 
             figures = {}
             for packers in (1, 2):
                 counts = {"relay": 1, "projector": 1, "solver": 2, "packer": packers, "api": 1}
-                settings = {"CONDA_STORE_PACKER_CONCURRENCY": "1"}
+                # one build at a time on one core each: a packer stands for a small machine
+                settings = {
+                    "CONDA_STORE_PACKER_CONCURRENCY": "1",
+                    "CONDA_STORE_PACKER_PACK_THREADS": "1",
+                }
                 async with topology(pg, s3, root, counts, settings) as cluster:
                     seconds, ended = await run_batch(cluster, specs)
                 figures[packers] = seconds
@@ -128,7 +134,8 @@ async def bench_packers(pg: PostgresCluster, s3: S3Server, root: Path, args) -> 
                 )
     print(
         f"throughput 2 packers / 1 packer: {figures[1] / figures[2]:.2f}x "
-        f"({args.channel} channel, {args.builds} builds, each packer one build at a time)"
+        f"({args.channel} channel, {args.builds} builds, each packer one build and one gzip "
+        "thread at a time)"
     )
 
 
@@ -168,6 +175,7 @@ async def main() -> None:
     finally:
         s3.stop()
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,16 @@ class Settings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         validation_alias=AliasChoices("CONDA_STORE_NATS_URL", "NATS_URL"),
+        description="One nats:// URL, or several separated by commas (the servers of a cluster).",
     )
     nats_stream: str = "CONDA_STORE_EVENTS"
+    nats_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Copies JetStream keeps of the events stream and of every durable consumer "
+        "(3 on a cluster of three nats-servers survives losing one).",
+    )
     subject_prefix: str = "condastore"
 
     store_directory: Path | None = Field(
@@ -101,6 +109,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    leader_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A relay or projector that has not spoken to Postgres for this long (hung, "
+        "paused, cut off) loses its role, and a standby takes over.",
+    )
     consumer_max_deliver: int = Field(
         default=5,
         description="Attempts a worker makes at one message (counted when one really starts); "
@@ -154,6 +168,11 @@ class Settings(BaseSettings):
         "live logs, cancel or kill a build). Leave 0 in production.",
     )
 
+    registry_test_delay_s: float = Field(
+        default=0.0,
+        description="Test-only: the image builder waits this long before building (a window to "
+        "kill a registry mid-build). Leave 0 in production.",
+    )
     registry_image_prefix: str = Field(
         default="/opt/conda",
         description="Prefix every environment is installed at inside images (one for all, so "

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,7 +25,7 @@ from shared.auth_store import jwt_secret
 from shared.deployment_settings import load_deployment_defaults
 from shared.eventstore import STORE_UNAVAILABLE, EventStore, EventTooLarge
 from shared.http_edge import EdgeGuard
-from shared.projections.store import create_tables
+from shared.projections.store import ensure_read_model
 from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 
@@ -64,15 +63,6 @@ VERSION = meta.VERSION
 POOL_SIZE = 20
 
 
-async def _ensure_read_model(store: EventStore) -> None:
-    """The projector creates the tables too; racing it on CREATE IF NOT EXISTS can collide."""
-    try:
-        async with store.pool.acquire() as conn:
-            await create_tables(conn)
-    except asyncpg.PostgresError:
-        pass
-
-
 def create_app(
     settings: Settings,
     *,
@@ -100,7 +90,7 @@ def create_app(
             )
         else:
             es = store
-        await _ensure_read_model(es)
+        await ensure_read_model(es.pool)
         await ensure_namespace(
             es, await default_namespace(es.pool, runtime_defaults.get("default_namespace"))
         )

@@ -28,10 +28,11 @@ async def run_audit(
     settings: Settings, since_seq: int | None = None, limit: int | None = None
 ) -> int:
     """Print events until interrupted (or ``limit`` events); returns how many were printed."""
-    import nats
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
-    nc = await nats.connect(settings.nats_url, name="conda-store-audit")
+    from shared.bus.jetstream import connect_nats
+
+    nc = await connect_nats(settings.nats_url, "conda-store-audit")
     js = nc.jetstream()
     config = (
         ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=since_seq)

@@ -7,4 +7,4 @@ from shared.service import ServiceContext
 
 
 async def main(ctx: ServiceContext) -> None:
-    await Projector(await ctx.store()).run()
+    await Projector(await ctx.store(), lease_s=ctx.settings.leader_lease_s).run()

@@ -88,6 +88,9 @@ class ImageBuilder(Worker):
         solved = [e for e in history if isinstance(e, Solved)]
         if not solved:
             raise ValueError(f"build {build_id} has no Solved event; cannot find its lockfile")
+        log.info("building image", attempt=ctx.attempt)
+        if self.settings.registry_test_delay_s:
+            await asyncio.sleep(self.settings.registry_test_delay_s)
         image = await self.build_and_push(submitted, solved[-1].lockfile_key, ctx.store)
         log.info("image pushed", digest=image.digest, layers=len(image.layers))
         pushed = ImagePushed(

@@ -19,6 +19,7 @@ from shared.deployment_settings import load_deployment_defaults
 from shared.eventstore import EventStore
 from shared.http import serve_app
 from shared.logging import get_logger
+from shared.projections.store import ensure_read_model
 from shared.service import ServiceContext
 from shared.settings import Settings
 
@@ -53,6 +54,7 @@ async def open_registry(
     artifacts: ArtifactStore,  # type: ignore[no-untyped-def]
 ) -> Registry:
     """Build the app and workers; the caller serves the app and runs the workers."""
+    await ensure_read_model(store.pool)  # pulls read builds, maybe before a projector ran
     blobs = Blobs(artifacts)
     waiter = BuildWaiter(nc, settings)
     await waiter.start()

@@ -100,7 +100,9 @@ class SolverWorker(Worker):
             if not await self._start(ctx.store, event, build_id):
                 log.info("build was canceled before solving; skipping")
                 return []
-            await blog.write(PHASE, f"solving build {build_id} (attempt {ctx.attempt})")
+            await blog.write(
+                PHASE, f"solving build {build_id} (attempt {ctx.attempt}) on {self.worker_id}"
+            )
             solving = asyncio.create_task(self._outcome(spec, blog))
             canceled = asyncio.create_task(wait_until_canceled(ctx.store, build_id))
             try:

@@ -107,6 +107,7 @@ class ConsumerRunner:
             ack_wait=self.ack_wait,
             max_deliver=-1,  # attempts are counted by the lease; redeliveries must not run out
             max_ack_pending=max(self.concurrency * 4, 16),
+            num_replicas=self.settings.nats_replicas,
         )
 
     async def setup(self) -> Any:

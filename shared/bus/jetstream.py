@@ -13,10 +13,19 @@ from shared.settings import Settings
 DUPLICATE_WINDOW_S = 120.0
 
 
+def nats_servers(url: str) -> list[str]:
+    """The server URLs in ``CONDA_STORE_NATS_URL`` ("nats://a:4222,nats://b:4222")."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("CONDA_STORE_NATS_URL names no server")
+    return servers
+
+
 async def connect_nats(url: str, name: str) -> Client:
-    """Connect, retrying forever while the server is down (events wait in Postgres meanwhile)."""
+    """Connect to any of the servers in ``url``, retrying forever while none is up (events wait
+    in Postgres meanwhile) and moving to another server of the cluster when one goes away."""
     return await nats.connect(
-        url,
+        nats_servers(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -34,6 +43,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=settings.nats_replicas,
     )
 
 

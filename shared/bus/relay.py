@@ -21,7 +21,7 @@ from nats.js.errors import APIError
 
 from shared.events import MessageParked, RecordedEvent, new_event
 from shared.eventstore import Append, EventStore
-from shared.eventstore.leader import run_as_leader
+from shared.eventstore.leader import Lease, run_as_leader
 from shared.eventstore.tail import LogTailer
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -109,17 +109,18 @@ class Relay:
 
     async def run(self) -> None:
         """Relay forever; reconnects and resumes from the saved position if Postgres goes."""
-        await run_as_leader(self.store, POSITION_NAME, self._relay)
+        await run_as_leader(self.store, POSITION_NAME, self._relay, self.settings.leader_lease_s)
 
-    async def _relay(self) -> None:
+    async def _relay(self, lease: Lease) -> None:
         await self._with_retries(ensure_stream, self.js, self.settings)
         position = await self.store.load_position(POSITION_NAME)
-        log.info("relay started", position=position)
+        log.info("relay started", position=position, term=lease.term)
         async with LogTailer(self.store, position) as tailer:
             async for batch in tailer.batches():
                 await self._with_retries(self.publish_batch, batch)
                 tailer.position = batch[-1].global_position
-                await self.store.save_position(POSITION_NAME, tailer.position)
+                async with lease.fenced(self.store) as conn:  # never after a standby took over
+                    await self.store.save_position(POSITION_NAME, tailer.position, conn)
 
     async def _with_retries(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
         delay = 0.1

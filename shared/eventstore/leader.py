@@ -1,10 +1,16 @@
-"""Single-writer roles (relay, projector): one holder of a session advisory lock at a time.
+"""Single-writer roles (relay, projector): one leader at a time, standbys take over promptly.
 
-A standby waits on the lock. The leader keeps its lock connection and checks it every few
-seconds; if that connection dies (Postgres restarted, the network cut it), the lock is gone
-and a standby may already lead, so the work is stopped at once (``LeadershipLost``).
-``run_as_leader`` then starts over: waits for Postgres, takes the lock again (or waits as a
-standby), reloads its state and resumes, with backoff, in the same process.
+The leader holds a session advisory lock on a connection it keeps busy with a heartbeat; that
+session has ``idle_session_timeout`` set to the lease, so a leader that stops answering
+(SIGSTOP, a hung host, a cut network) loses its session, and with it the lock, within one lease,
+while a crashed leader loses it at once. When the heartbeat fails (the session is gone, Postgres
+restarted) the work is stopped at once (``LeadershipLost``): a standby may lead already.
+
+Each new leader starts a new *term*; its writes run in transactions that first check the term
+(``Lease.fenced``), so a paused leader that wakes up after a standby took over cannot write.
+
+``run_as_leader`` runs the work under leadership forever: it stands by again after losing the
+lease, and waits for Postgres with backoff when it goes away, in the same process.
 """
 
 from __future__ import annotations
@@ -15,76 +21,145 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+import asyncpg
+
+from shared.aio import raise_if_cancelled
 from shared.logging import get_logger
 
 from .store import EventStore
 
 log = get_logger(__name__)
 
-CHECK_INTERVAL_S = 2.0
+DEFAULT_LEASE_S = 10.0
 HEALTHY_AFTER_S = 30.0
 """A run that lasted this long resets the backoff: the next failure is retried at once."""
 
 
 class LeadershipLost(Exception):
-    """The lock connection died: another process may lead now."""
+    """This process no longer leads ``role``: its session ended and a standby may lead."""
+
+    def __init__(self, role: str, reason: str) -> None:
+        super().__init__(f"{role}: leadership lost ({reason})")
+        self.role = role
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to write as ``role`` during ``term``; valid until a later term begins."""
+
+    role: str
+    term: int
+    lease_s: float
+
+    async def check(self, conn: asyncpg.Connection) -> None:
+        """Inside a transaction: raise ``LeadershipLost`` unless this term is still the current
+        one. The row lock taken here makes a new leader wait for the transaction to end, and the
+        transaction may idle no longer than a lease, so a pause here cannot block a takeover."""
+        await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {_ms(self.lease_s)}")
+        current = await conn.fetchval(
+            "SELECT term FROM leader_terms WHERE role = $1 FOR SHARE", self.role
+        )
+        if current != self.term:
+            raise LeadershipLost(self.role, f"term {self.term} ended, term {current} began")
+
+    @asynccontextmanager
+    async def fenced(self, store: EventStore) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that commits only while this lease is current."""
+        async with store.transaction() as conn:
+            await self.check(conn)
+            yield conn
+
+
+def _ms(seconds: float) -> int:
+    return max(int(seconds * 1000), 1)
+
+
+async def _begin_term(conn: asyncpg.Connection, role: str) -> int:
+    return int(
+        await conn.fetchval(
+            "INSERT INTO leader_terms (role, term) VALUES ($1, 1) "
+            "ON CONFLICT (role) DO UPDATE SET term = leader_terms.term + 1 RETURNING term",
+            role,
+        )
+    )
+
+
+async def _drop(store: EventStore, conn: asyncpg.Connection) -> None:
+    """Close the lock session (Postgres releases its lock at once) and return it to the pool,
+    which replaces it; never a reset racing the session's idle timeout."""
+    with contextlib.suppress(Exception):  # the pool took back a session the server closed
+        conn.terminate()
+        await store.pool.release(conn)
+
+
+async def _locked_session(
+    store: EventStore, role: str, lease_s: float, retry: float
+) -> asyncpg.Connection:
+    """A session that holds ``role``'s lock, waited for as a standby."""
+    key = zlib.crc32(role.encode())
+    conn = await store.pool.acquire()
+    try:
+        await conn.execute(f"SET idle_session_timeout = {_ms(lease_s)}")
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            await asyncio.sleep(min(retry, lease_s / 3))
+    except BaseException:
+        await _drop(store, conn)
+        raise
+    return conn
 
 
 @asynccontextmanager
 async def leadership(
-    store: EventStore, role: str, retry: float = 1.0, check_interval: float = CHECK_INTERVAL_S
-) -> AsyncIterator[None]:
-    """Wait until this process is the only holder of ``role``; release on exit or crash.
+    store: EventStore, role: str, lease_s: float = DEFAULT_LEASE_S, retry: float = 1.0
+) -> AsyncIterator[Lease]:
+    """Wait until this process leads ``role``, then run the body as leader.
 
-    The body is cancelled, and ``LeadershipLost`` raised, as soon as the lock connection
-    stops answering.
+    If the lease is lost while the body runs, the body is cancelled and ``LeadershipLost`` is
+    raised. The lock goes with the session on exit or crash.
     """
-    key = zlib.crc32(role.encode())
-    conn = await store.pool.acquire()
+    conn = await _locked_session(store, role, lease_s, retry)
     try:
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-            await asyncio.sleep(retry)
+        lease = Lease(role, await _begin_term(conn, role), lease_s)
         body = asyncio.current_task()
         assert body is not None
-        lost = asyncio.Event()
+        lost: list[str] = []
 
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(check_interval)
-                try:
-                    await asyncio.wait_for(conn.fetchval("SELECT 1"), check_interval)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("leadership lost", role=role, error=repr(exc))
-                    lost.set()
-                    body.cancel()
-                    return
+        async def keep_alive() -> None:
+            try:
+                while True:
+                    raise_if_cancelled()  # a cancel can be lost in a query that completes
+                    await asyncio.sleep(lease_s / 3)
+                    await conn.fetchval("SELECT 1", timeout=lease_s)
+            except Exception as exc:  # session gone: a standby may lead already
+                lost.append(repr(exc))
+                log.warning("leadership lost", role=role, term=lease.term, error=repr(exc))
+                body.cancel()
 
-        watcher = asyncio.create_task(watch())
+        watcher = asyncio.create_task(keep_alive())
         try:
-            yield
+            yield lease
         except asyncio.CancelledError:
-            if lost.is_set() and body.uncancel() == 0:
-                raise LeadershipLost(role) from None
+            if lost and body.uncancel() == 0:
+                raise LeadershipLost(role, lost[0]) from None
             raise
         finally:
             watcher.cancel()
-            with contextlib.suppress(Exception):
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+            await asyncio.gather(watcher, return_exceptions=True)
     finally:
-        with contextlib.suppress(Exception):
-            await store.pool.release(conn)
+        await _drop(store, conn)
 
 
 async def run_as_leader(
     store: EventStore,
     role: str,
-    work: Callable[[], Awaitable[None]],
+    work: Callable[[Lease], Awaitable[None]],
+    lease_s: float = DEFAULT_LEASE_S,
     max_backoff: float = 10.0,
 ) -> None:
-    """Run ``work`` under ``role``'s leadership forever, reconnecting when Postgres goes away.
+    """Run ``work`` under ``role``'s leadership forever: stand by again when the lease is lost,
+    reconnect with backoff when Postgres goes away.
 
     ``work`` must load its state from the store each time it starts (its position, its
     model): after a failure nothing it held in memory is trusted.
@@ -93,12 +168,14 @@ async def run_as_leader(
     while True:
         started = time.monotonic()
         try:
-            async with leadership(store, role):
-                log.info("leading", role=role)
-                await work()
+            async with leadership(store, role, lease_s) as lease:
+                log.info("leadership taken", role=role, term=lease.term)
+                await work(lease)
             return
         except asyncio.CancelledError:
             raise
+        except LeadershipLost as exc:
+            log.warning("standing by", role=role, reason=str(exc))
         except Exception as exc:
             if time.monotonic() - started > HEALTHY_AFTER_S:
                 delay = 0.2

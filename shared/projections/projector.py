@@ -11,7 +11,7 @@ import time
 
 from shared.events import MessageParked, RecordedEvent, new_event
 from shared.eventstore import Append, EventStore, record_from_row
-from shared.eventstore.leader import leadership, run_as_leader
+from shared.eventstore.leader import DEFAULT_LEASE_S, Lease, leadership, run_as_leader
 from shared.eventstore.tail import LogTailer
 from shared.logging import get_logger
 from shared.package_index import merge_channel_packages
@@ -58,9 +58,12 @@ async def park(store: EventStore, event: RecordedEvent, error: str) -> None:
 
 
 class Projector:
-    def __init__(self, store: EventStore, batch_size: int = 2000) -> None:
+    def __init__(
+        self, store: EventStore, batch_size: int = 2000, lease_s: float = DEFAULT_LEASE_S
+    ) -> None:
         self.store = store
         self.batch_size = batch_size
+        self.lease_s = lease_s
         self.model = ReadModel()
         self.position = 0
         self.caught_up = asyncio.Event()
@@ -73,16 +76,16 @@ class Projector:
 
     async def run(self) -> None:
         """Project forever; if Postgres goes away, reconnect, reload the model and resume."""
-        await run_as_leader(self.store, POSITION_NAME, self._project)
+        await run_as_leader(self.store, POSITION_NAME, self._project, self.lease_s)
 
-    async def _project(self) -> None:
-        await self.load()
-        log.info("projector started", position=self.position)
+    async def _project(self, lease: Lease) -> None:
+        await self.load()  # the last leader's rows and position, committed before our term
+        log.info("projector started", position=self.position, term=lease.term)
         async with LogTailer(self.store, self.position, self.batch_size) as tailer:
             async for batch in tailer.batches():
                 parked = [p for event in batch if (p := apply_or_park(self.model, event))]
                 last = batch[-1].global_position
-                async with self.store.transaction() as conn:
+                async with lease.fenced(self.store) as conn:
                     await write_dirty(conn, self.model, self.model.take_dirty())
                     await self.store.save_position(POSITION_NAME, last, conn)
                     await conn.execute("SELECT pg_notify('cs_projection', $1)", str(last))
@@ -98,7 +101,7 @@ async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tup
     """
     started = time.perf_counter()
     count = 0
-    async with leadership(store, "projector"):
+    async with leadership(store, POSITION_NAME) as lease:
         model = ReadModel()
         position = 0
         async with store.transaction() as conn:
@@ -118,5 +121,6 @@ async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tup
                         count += 1
             await write_dirty(conn, model, model.take_dirty())
             await merge_channel_packages(conn)
+            await lease.check(conn)  # commit only if no other projector took over meanwhile
             await store.save_position(POSITION_NAME, position, conn)
     return count, time.perf_counter() - started

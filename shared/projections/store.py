@@ -45,6 +45,16 @@ async def create_tables(conn: asyncpg.Connection) -> None:
             await conn.execute((root / name).read_text())
 
 
+async def ensure_read_model(pool: asyncpg.Pool) -> None:
+    """Tables for services that read the model (API, registry) before any projector ran; the
+    projector creates them too, and a collision with it leaves them created all the same."""
+    try:
+        async with pool.acquire() as conn:
+            await create_tables(conn)
+    except asyncpg.PostgresError:
+        pass
+
+
 async def drop_tables(conn: asyncpg.Connection) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from shared.embedded.processes import stop_child
 from shared.events import SpecSubmitted, new_event, utcnow
 from shared.eventstore import MAX_EVENT_BYTES, EventStore
 from shared.settings import Settings
@@ -29,7 +30,7 @@ from shared.spec import (
 from shared.submission import submit_specification
 from tests.channels.server import ServedChannel
 from tests.fixtures.api import ApiHarness, api  # noqa: F401
-from tests.harness.processes import start_service, stop_process
+from tests.harness.processes import start_service
 
 ISSUE_DESCRIPTION = "x" * 700_000
 
@@ -166,7 +167,7 @@ async def test_an_event_nats_cannot_carry_is_parked_and_later_builds_complete(
         )
     finally:
         for proc in procs:
-            stop_process(proc)
+            stop_child(proc)
 
 
 async def scrape(url: str, *lines: str, timeout: float = 60) -> None:

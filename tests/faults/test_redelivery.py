@@ -22,6 +22,7 @@ import yaml
 from services.packer.install import scratch_dirs
 from shared.buildlog import BuildLog
 from shared.embedded.nats import NatsServer
+from shared.embedded.processes import stop_child
 from shared.eventstore import EventStore
 from shared.package_cache import package_cache_dir
 from shared.settings import Settings
@@ -29,7 +30,7 @@ from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ServedChannel
 from tests.harness.fixtures_stack import Stack
-from tests.harness.processes import paused, start_service, stop_process
+from tests.harness.processes import paused, start_service
 from tests.harness.proxy import StallableProxy
 
 ACK_WAIT_S = 2.0
@@ -135,8 +136,8 @@ async def test_nats_paused_past_the_ack_wait_does_not_start_a_second_attempt_bes
         assert "(attempt 1 of" in text and "attempt 2" not in text, text
         assert scratch_dirs(fault_settings, build_id) == []
     finally:
-        stop_process(packer)
-        stop_process(solver)
+        stop_child(packer)
+        stop_child(solver)
         await proxy.close()
 
 
@@ -172,8 +173,8 @@ async def test_packer_paused_past_its_lease_gives_up_and_the_redelivery_packs_on
         assert [r["attempt"] for r in abandoned] == [1], abandoned
         assert scratch_dirs(fault_settings, build_id) == []
     finally:
-        stop_process(packer)
-        stop_process(solver)
+        stop_child(packer)
+        stop_child(solver)
 
 
 async def test_a_local_file_error_while_installing_is_retried_not_blamed_on_the_user(
@@ -203,8 +204,8 @@ async def test_a_local_file_error_while_installing_is_retried_not_blamed_on_the_
         row = await stack.wait_build(second, timeout=120)
         log_text = await BuildLog(event_store.pool, second).text()
     finally:
-        stop_process(packer)
-        stop_process(solver)
+        stop_child(packer)
+        stop_child(solver)
     assert row["status"] == "FAILED"
     assert "attempt 1 failed: InstallerError" in log_text and "No such file" in log_text
     assert f"(attempt {s.consumer_max_deliver} of" in log_text  # retried as a local fault

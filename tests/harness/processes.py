@@ -52,18 +52,6 @@ async def run_process(
     return Result(proc.returncode or 0, out.decode(), err.decode())
 
 
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
-    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -29,6 +29,7 @@ from services.solver.worker import SolverWorker
 from shared.artifacts import ArtifactStore, artifact_store_from_settings
 from shared.buildlog import BuildLog
 from shared.bus.jetstream import connect_nats
+from shared.embedded.processes import stop_child
 from shared.events import BuildCanceled, new_event
 from shared.eventstore import EventStore
 from shared.package_cache import package_cache_dir
@@ -37,7 +38,7 @@ from shared.spec import parse_specification
 from shared.submission import submit_specification
 from tests.channels.server import ChannelServer, ServedChannel
 from tests.harness.fixtures_stack import Stack
-from tests.harness.processes import start_service, stop_process
+from tests.harness.processes import start_service
 
 
 def spec_text(name: str, channel: str, *deps: str, pip: tuple[str, ...] = ()) -> str:
@@ -278,7 +279,7 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
         assert archive is not None and archive.size > 0
     finally:
         for proc in (first, second):
-            stop_process(proc)
+            stop_child(proc)
 
 
 async def test_logs_of_a_running_build_are_readable_before_it_finishes(

@@ -21,6 +21,7 @@ from shared.auth import AuthenticationToken, encode_token
 from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
 from shared.events import BuildDeleted, EnvironmentDeleted, new_event
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.harness.fixtures_stack import Stack
 from tests.harness.serving import serve_healthy
@@ -306,3 +307,23 @@ async def test_shared_layers_reproducible_digests_and_gc(
             break
         await asyncio.sleep(0.1)
     assert await served.blob_count() == 0
+
+
+async def test_a_registry_started_before_any_projector_ran_answers_without_a_500(
+    event_store: EventStore, settings: Settings, local_artifact_store: ArtifactStore
+) -> None:
+    """On many machines the registry may come up first: no read-model table exists yet."""
+    settings = settings.model_copy(update={"secret": SECRET})
+    nc = await connect_nats(settings.nats_url, "test-registry-first")
+    registry = await open_registry(settings, event_store, nc, local_artifact_store)
+    try:
+        transport = httpx.ASGITransport(app=registry.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+            auth = {"Authorization": f"Bearer {token({'*/*': ['admin']})}"}
+            catalog = await http.get("/v2/_catalog", headers=auth)
+            assert catalog.status_code == 200 and catalog.json()["repositories"] == []
+            missing = await http.get("/v2/default/none/manifests/latest", headers=auth)
+            assert missing.status_code == 404, missing.text
+    finally:
+        await registry.waiter.stop()
+        await nc.close()

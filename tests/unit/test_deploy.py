@@ -2,58 +2,112 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
+from pydantic_settings import BaseSettings
 
+import services
+import shared
 from services.cli import SERVICES
-from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "conda-store-es:latest"
+
+
+def settings_classes() -> set[type[BaseSettings]]:
+    """Every settings class defined in the project's modules (all imported first)."""
+    for package in (shared, services):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if not module.name.endswith("__main__"):  # that would run a service
+                importlib.import_module(module.name)
+    found: set[type[BaseSettings]] = set()
+    pending = [BaseSettings]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            pending.append(sub)
+            if sub.__module__.startswith(("shared.", "services.")):
+                found.add(sub)
+    return found
 
 
 def known_variables() -> set[str]:
+    """The environment variables some settings class of the project reads."""
     names = set()
-    for name, field in Settings.model_fields.items():
-        names.add(f"CONDA_STORE_{name.upper()}")
-        alias = field.validation_alias
-        if alias is not None:
-            names.update(getattr(alias, "choices", [alias]))
+    for cls in settings_classes():
+        prefix = cls.model_config.get("env_prefix", "")
+        for name, field in cls.model_fields.items():
+            names.add(f"{prefix}{name}".upper())
+            alias = field.validation_alias
+            if alias is not None:
+                names.update(getattr(alias, "choices", [alias]))
     return names
+
+
+def kubernetes_documents() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def our_containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        container
+        for doc in docs
+        if doc["kind"] == "Deployment"
+        for container in doc["spec"]["template"]["spec"]["containers"]
+        if container["image"] == IMAGE
+    ]
+
+
+def test_settings_of_every_class_are_known() -> None:
+    """API-only (ApiConfig) and auth (AuthConfig) variables are settings too."""
+    known = known_variables()
+    assert {"CONDA_STORE_NATS_URL", "NATS_URL", "CONDA_STORE_NATS_REPLICAS"} <= known
+    assert {"CONDA_STORE_ENABLE_UI", "CONDA_STORE_MAX_PAGE_SIZE"} <= known  # ApiConfig
+    assert "CONDA_STORE_PREDEFINED_TOKENS" in known  # AuthConfig
+    assert "CONDA_STORE_NO_SUCH_SETTING" not in known
 
 
 def test_compose_services_run_real_commands_with_real_settings() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    ours = {
-        k: v for k, v in compose["services"].items() if v.get("image") == "conda-store-es:latest"
-    }
+    ours = {k: v for k, v in compose["services"].items() if v.get("image") == IMAGE}
     assert {v["command"][0] for v in ours.values()} == set(SERVICES)
     known = known_variables()
     for name, service in ours.items():
         unknown = {k for k in service["environment"] if k.startswith("CONDA_STORE_")} - known
         assert not unknown, f"{name} sets unknown settings {unknown}"
-    for infra in ("nats", "postgres", "minio"):
+    for infra in ("postgres", "minio"):
         assert infra in compose["services"]
-    assert "-js" in compose["services"]["nats"]["command"]
 
 
 def test_kubernetes_manifests_use_real_commands_and_settings() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/conda-store.yaml").read_text()))
+    docs = kubernetes_documents()
     known = known_variables()
-    config_keys = set()
-    for doc in docs:
-        if doc["kind"] in ("ConfigMap", "Secret"):
-            config_keys |= set(doc.get("data") or doc.get("stringData"))
-    assert config_keys <= known, config_keys - known
-    commands = {
-        c["args"][0]
-        for doc in docs
-        if doc["kind"] == "Deployment"
-        for c in doc["spec"]["template"]["spec"]["containers"]
+    sources = {
+        (d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("ConfigMap", "Secret")
     }
-    assert commands == set(SERVICES)
+    containers = our_containers(docs)
+    for container in containers:
+        names = {e["name"] for e in container.get("env", [])}
+        for ref in container.get("envFrom", []):
+            kind, name = (
+                ("ConfigMap", ref["configMapRef"]["name"])
+                if "configMapRef" in ref
+                else ("Secret", ref["secretRef"]["name"])
+            )
+            source = sources[(kind, name)]
+            names |= set(source.get("data") or source.get("stringData"))
+        assert names <= known, f"{container['name']} sets unknown settings {names - known}"
+    assert {c["args"][0] for c in containers} == set(SERVICES)
 
 
 def debian_packages(mode: str) -> dict[str, str]:

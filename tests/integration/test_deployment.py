@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.channels.server import ServedChannel
-from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, new_page
+from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, follow_build_page, new_page
 from tests.harness.embedded_stack import EmbeddedStack
 from tests.harness.haproxy import haproxy
 from tests.harness.processes import Result, run_process
@@ -115,17 +115,9 @@ async def create_and_watch(page: Any, base: str, text: str) -> tuple[int, list[s
     await page.click("#submit")
     await page.wait_for_url(f"{base}/build/*/")
     build_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
-    live: list[str] = []
-    for _ in range(1800):
-        status = await page.get_attribute("#build-facts", "data-status") or ""
-        log = await page.text_content("#build-log") or ""
-        if status in ("QUEUED", "BUILDING") and log.strip() and log not in live:
-            live.append(log)
-        if status == "COMPLETED" and await page.query_selector("#artifacts"):
-            return build_id, live
-        assert status not in ("FAILED", "CANCELED"), log
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"build {build_id} did not complete")
+    watch = await follow_build_page(page)
+    assert watch.status == "COMPLETED", watch.logs[-1:]
+    return build_id, watch.live_logs
 
 
 async def browser_fetch(page: Any, url: str) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Error as PlaywrightError
 
 from shared.artifacts import artifact_store_from_settings
 from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
+from tests.harness.browser import follow_build_page
 from tests.harness.fixtures_ui import UiStack, login, shot, spec_text
 
 
@@ -38,38 +38,14 @@ async def test_create_by_upload_live_build_page_and_lockfile(
 
     # The build page follows the build live: its badge leaves queued and the log fills in
     # while the build runs, then the page shows the completed build.
-    seen_status: list[str] = []
-    seen_logs: list[str] = []
-    live_logs: list[str] = []
-    for _ in range(1200):
-        try:
-            status = await page.get_attribute("#build-facts", "data-status") or ""
-            log = await page.text_content("#build-log") or ""
-            has_artifacts = await page.query_selector("#artifacts") is not None
-        except PlaywrightError as exc:  # the page reloads itself once the build ends
-            if "context was destroyed" not in str(exc):
-                raise
-            await asyncio.sleep(0.1)
-            continue
-        if not seen_status or seen_status[-1] != status:
-            seen_status.append(status)
-        # the page's own placeholder until the first line arrives is not log text
-        text = log.strip() and log.strip() != "Waiting for the build to start…"
-        if text and (not seen_logs or seen_logs[-1] != log):
-            seen_logs.append(log)
-            if status in ("QUEUED", "BUILDING"):
-                live_logs.append(log)
-        if status == "COMPLETED" and has_artifacts:
-            break
-        assert status not in ("FAILED", "CANCELED"), log
-        await asyncio.sleep(0.1)
-    assert seen_status[0] in ("QUEUED", "BUILDING"), seen_status
-    assert seen_status[-1] == "COMPLETED", seen_status
+    watch = await follow_build_page(page, timeout_s=120)
+    assert watch.status == "COMPLETED", watch.logs[-1:]
+    assert watch.statuses[0] in ("QUEUED", "BUILDING"), watch.statuses
     await page.wait_for_function("document.querySelector('#build-log').textContent.trim() !== ''")
     # Lines arrived while the build was running, and more came after: the log streamed.
-    assert live_logs and "[solve]" in live_logs[0], seen_logs
+    assert watch.live_logs and "[solve]" in watch.live_logs[0], watch.logs
     final = await page.text_content("#build-log") or ""
-    assert len(final) > len(live_logs[0])
+    assert len(final) > len(watch.live_logs[0])
 
     # Build page: metadata, packages (searchable), artifacts, usage hints.
     text = await page.text_content("main") or ""

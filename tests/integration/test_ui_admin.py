@@ -10,13 +10,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from playwright.async_api import Error as PlaywrightError
 
 from services.registry.builder import ImageBuilder
 from shared.artifacts import artifact_store_from_settings
 from shared.embedded.ports import free_port
 from shared.events import ImagePushed, new_event
-from tests.harness.browser import new_page
+from tests.harness.browser import follow_build_page, new_page
 from tests.harness.fixtures_ui import UiOptions, UiStack, login, shot, spec_text
 
 DEPLOYED = UiOptions(
@@ -32,19 +31,7 @@ async def focused(page: Any) -> str:
 
 async def wait_completed(page: Any) -> str:
     """Stay on a build page until the build ends; its final status."""
-    for _ in range(1200):
-        try:
-            status = await page.get_attribute("#build-facts", "data-status") or ""
-            done = await page.query_selector("#artifacts") is not None
-        except PlaywrightError as exc:  # the page reloads itself once the build ends
-            if "context was destroyed" not in str(exc):
-                raise
-            await asyncio.sleep(0.1)
-            continue
-        if status in ("FAILED", "CANCELED") or (status == "COMPLETED" and done):
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError("the build did not finish")
+    return (await follow_build_page(page, timeout_s=120)).status
 
 
 async def package_names(page: Any) -> dict[str, str]:

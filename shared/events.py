@@ -69,6 +69,23 @@ class PackageRef(BaseModel):
     summary: str | None = None
 
 
+class StorePolicy(BaseModel):
+    """The runtime settings that shape a build's store directory, fixed when it is submitted,
+    so a packer never reads the settings tables (and a rebuild later obeys its own)."""
+
+    make_archive: bool = Field(
+        default=True, description="build_artifacts lists CONDA_PACK: the packer makes one."
+    )
+    storage_threshold: int = Field(
+        default=0, ge=0, description="Bytes the store volume must have free before installing."
+    )
+    uid: int | None = Field(default=None, description="default_uid given to the prefix' files.")
+    gid: int | None = Field(default=None, description="default_gid given to the prefix' files.")
+    permissions: str | None = Field(
+        default=None, description="default_permissions (octal, e.g. 775) given to the prefix."
+    )
+
+
 class SpecSubmitted(EventData):
     """A build was asked for.
 
@@ -105,6 +122,11 @@ class SpecSubmitted(EventData):
         description="Whether the registry builds the build's OCI image (the build_artifacts "
         "setting); false leaves the build without one.",
     )
+    store_policy: StorePolicy = Field(
+        default_factory=lambda: StorePolicy(),
+        description="How the packer treats the build's directory in the store (the settings "
+        "as they were at submission); events before it get conda-store's defaults.",
+    )
 
     def submitted_lockfile(self) -> dict[str, Any]:
         """The submitted lockfile document, from either form of the event."""
@@ -131,10 +153,17 @@ class Solved(EventData):
 
 class Packed(EventData):
     build_id: int
-    archive_key: str
+    archive_key: str | None = Field(
+        description="The conda-pack archive; None when build_artifacts has no CONDA_PACK."
+    )
     logs_key: str
     size: int
     packages: list[PackageRef] = Field(default_factory=list)
+    directory: str | None = Field(
+        default=None,
+        description="The complete prefix at <store>/<namespace>/<build key> (the DIRECTORY "
+        "artifact); None in events written before the store directory was kept.",
+    )
 
 
 class ImagePushed(EventData):

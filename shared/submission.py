@@ -12,9 +12,14 @@ from typing import Any
 
 import asyncpg
 
-from shared.events import SpecSubmitted, new_event, utcnow
+from shared.events import SpecSubmitted, StorePolicy, new_event, utcnow
 from shared.eventstore import NO_STREAM, EventStore
-from shared.runtime_settings import ResolvedSettings, makes_image, merge_settings
+from shared.runtime_settings import (
+    BuildArtifactType,
+    ResolvedSettings,
+    makes_image,
+    merge_settings,
+)
 from shared.spec import (
     CondaSpecification,
     build_key_v2,
@@ -57,6 +62,17 @@ async def resolved_settings(
 ) -> ResolvedSettings:
     """conda-store's merge: defaults < deployment < global < namespace < environment."""
     return merge_settings(deployment, *await settings_layers(pool, namespace, environment))
+
+
+def store_policy(settings: ResolvedSettings) -> StorePolicy:
+    """What the packer needs of the settings, fixed into the build's first event."""
+    return StorePolicy(
+        make_archive=BuildArtifactType.CONDA_PACK.value in settings.build_artifacts,
+        storage_threshold=settings.storage_threshold,
+        uid=settings.default_uid,
+        gid=settings.default_gid,
+        permissions=settings.default_permissions,
+    )
 
 
 async def _submit(
@@ -109,6 +125,7 @@ async def submit_specification(
         platforms=list(settings.conda_solve_platforms),
         rebuild_of=rebuild_of,
         make_image=makes_image(settings) if make_image is None else make_image,
+        store_policy=store_policy(settings),
     )
 
 
@@ -118,13 +135,15 @@ async def submit_lockfile(
     namespace: str,
     *,
     actor: str | None = None,
-    make_image: bool = True,
+    settings: ResolvedSettings | None = None,
 ) -> SpecSubmitted:
     """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving.
 
     The submitted text goes into the event as a string (a ``jsonb`` document would lose its
     key order and layout), so the build serves back exactly what the client sent.
     """
+    if settings is None:
+        settings = await resolved_settings(store.pool, namespace, lockfile_spec.name)
     spec_dict = lockfile_spec.model_dump()
     return await _submit(
         store,
@@ -135,5 +154,6 @@ async def submit_lockfile(
         specification=spec_dict,
         is_lockfile=True,
         lockfile_text=lockfile_spec.submitted_text,
-        make_image=make_image,
+        make_image=makes_image(settings),
+        store_policy=store_policy(settings),
     )

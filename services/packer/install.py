@@ -24,14 +24,15 @@ from shared.package_cache import installing
 from shared.settings import Settings
 
 
-def build_prefix(settings: Settings, build_id: int, attempt: int) -> Path:
-    """``<data_dir>/builds/<id>.<attempt>``: short on purpose (packages patch their prefix into
-    files), and one per attempt, so that two attempts can never share a file."""
-    return Path(settings.data_dir).absolute() / "builds" / f"{build_id}.{attempt}"
+def work_dir(settings: Settings, build_id: int, attempt: int) -> Path:
+    """``<data_dir>/builds/<id>.<attempt>.work``: the lockfile and archive of one attempt; one
+    per attempt, so that two attempts can never share a file (the prefix itself lives in the
+    store and is touched only under the build's lease)."""
+    return Path(settings.data_dir).absolute() / "builds" / f"{build_id}.{attempt}.work"
 
 
 def scratch_dirs(settings: Settings, build_id: int) -> list[Path]:
-    """Every attempt's prefix and work directory of ``build_id`` that exists now."""
+    """Every attempt's work directory of ``build_id`` that exists now."""
     return sorted((Path(settings.data_dir).absolute() / "builds").glob(f"{build_id}.*"))
 
 
@@ -49,7 +50,7 @@ async def remove_earlier_attempts(settings: Settings, build_id: int, keep: Path)
     """Delete what earlier attempts left (a packer killed mid-build). Only the lease holder
     calls this: every earlier attempt has died or given up, none is still using its files."""
     for path in await asyncio.to_thread(scratch_dirs, settings, build_id):
-        if path != keep and not path.name.startswith(f"{keep.name}."):
+        if path != keep:
             await remove_tree(path)
 
 

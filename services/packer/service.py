@@ -1,4 +1,4 @@
-"""Packer process: the ``Solved`` consumer plus the ``BuildCanceled`` listener, one worker.
+"""Packer process: the ``Solved`` consumer, the ``BuildCanceled`` listener and the store linker.
 
 ``main`` is what the launcher and ``python -m services.packer`` run; ``run_packer`` is the same
 loop for callers that bring their own connections (tests, the embedded stack).
@@ -16,6 +16,7 @@ from shared.service import ServiceContext
 from shared.settings import Settings
 
 from .cancel import listen_for_cancels
+from .linker import StoreLinker
 from .worker import PackerWorker
 
 
@@ -28,9 +29,11 @@ async def run_packer(
 ) -> None:
     """Consume ``Solved`` with ``settings.packer_concurrency`` builds at once until ``stop``."""
     runner = ConsumerRunner(worker, store, nc, settings, concurrency=settings.packer_concurrency)
+    linker = ConsumerRunner(StoreLinker(settings.store_root, store.pool), store, nc, settings)
     tasks = [
         asyncio.create_task(listen_for_cancels(nc, settings, worker.cancels, stop)),
         asyncio.create_task(runner.run(stop)),
+        asyncio.create_task(linker.run(stop)),
     ]
     try:
         await stop.wait()

@@ -1,15 +1,18 @@
-"""PackerWorker: ``Solved`` → installed prefix → conda-pack archive → ``Packed``.
+"""PackerWorker: ``Solved`` → the build's prefix in the store → conda-pack archive → ``Packed``.
 
 Status BUILDING already comes from the solver's ``BuildStarted``; the packer appends only the
-outcome. User errors (a package the channel lacks, pip refusing a pin, a prefix over 255
-characters) become ``BuildFailed`` at once because a retry cannot help; infrastructure errors
-(the network, the disk, a file that vanished) raise, so the consumer retries and, after the
-last attempt, ``exhausted`` records the failure.
+outcome. User errors (a package the channel lacks, pip refusing a pin, a build path over 255
+characters, a store volume below ``storage_threshold``) become ``BuildFailed`` at once because
+a retry cannot help; infrastructure errors (the network, the disk, a file that vanished)
+raise, so the consumer retries and, after the last attempt, ``exhausted`` records the failure.
 
-The build prefix is scratch space, one per attempt (``builds/<id>.<attempt>``): the attempt
-that holds the build's lease deletes what earlier, dead attempts left, and its own prefix
-after packing. The archive is the artifact; unlike conda-store, no DIRECTORY artifact is
-kept. The shared package cache stays.
+Each build is installed once, where users find it: ``<store>/<namespace>/<build key>``, hard
+linked from the shared package cache (``services.packer.store``). The archive is packed from
+that prefix, which stays as the ``DIRECTORY`` artifact; the prefix is marked complete last, and
+the store linker (``services.packer.linker``) points ``envs/<name>`` at it once ``Packed`` is
+recorded. Only the attempt that holds the build's lease touches the prefix: it removes what a
+dead attempt left before installing, and removes the prefix itself if the build fails. The
+per-attempt work directory (``builds/<id>.<attempt>.work``: lockfile, archive) is scratch.
 """
 
 from __future__ import annotations
@@ -29,27 +32,43 @@ import structlog
 from shared.artifacts import ArtifactStore
 from shared.bus.consumer import HandlerContext, Worker
 from shared.cancellation import build_was_canceled, wait_until_canceled
-from shared.events import BuildFailed, EventData, Packed, RecordedEvent, Solved, new_event
+from shared.events import (
+    BuildFailed,
+    EventData,
+    Packed,
+    RecordedEvent,
+    Solved,
+    SpecSubmitted,
+    new_event,
+)
 from shared.eventstore import Append, EventStore
-from shared.lockfile import UserError, read_lockfile
+from shared.lockfile import LockContents, UserError, read_lockfile
 from shared.logging import get_logger
 from shared.package_cache import package_cache_dir
 from shared.package_cache import prune as prune_package_cache
 from shared.pip_install import install_pip
 from shared.settings import Settings
 
-from .archive_cache import ArchiveCache, CachedArchive, content_key
+from .archive_cache import ArchiveCache, content_key
 from .cancel import CancelRegistry
 from .install import (
-    build_prefix,
     check_prefix_length,
     install_conda,
     remove_earlier_attempts,
     remove_tree,
+    work_dir,
 )
 from .logs import InstallReporter, PackerLog, describe_error
 from .pack import pack_prefix, pack_threads, prefix_size, segment_cache_dir
 from .segments import SegmentCache
+from .store import (
+    Ownership,
+    apply_ownership,
+    free_bytes,
+    mark_complete,
+    prefix_of_build,
+    remove_prefix,
+)
 
 log = get_logger(__name__)
 
@@ -63,6 +82,26 @@ class _Progress:
     """Where a build got to, so a failure names its phase."""
 
     phase: str = "download"
+    packed: bool = False
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where one build goes and how, from its ``SpecSubmitted``."""
+
+    submitted: SpecSubmitted
+    prefix: Path
+    workdir: Path
+
+
+def storage_below_threshold(free: int, threshold: int) -> str | None:
+    """The reason a build may not start on a store volume with ``free`` bytes, or None."""
+    if threshold <= 0 or free >= threshold:
+        return None
+    return (
+        f"not enough free storage in the store directory: {free} bytes free,"
+        f" storage_threshold requires {threshold} bytes"
+    )
 
 
 def _mb(n: int) -> str:
@@ -143,10 +182,17 @@ class PackerWorker(Worker):
         await wait_until_canceled(store, build_id)
         self.cancels.cancel(build_id)
 
+    async def _target(self, solved: Solved, store: EventStore, attempt: int) -> _Target:
+        first = (await store.read_stream(f"build-{solved.build_id}", 1))[:1]
+        submitted = first[0].payload() if first else None
+        if not isinstance(submitted, SpecSubmitted):
+            raise LookupError(f"build {solved.build_id} has no SpecSubmitted event")
+        prefix = prefix_of_build(self.settings.store_root, submitted)
+        return _Target(submitted, prefix, work_dir(self.settings, solved.build_id, attempt))
+
     async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
         build_id = solved.build_id
-        prefix = build_prefix(self.settings, build_id, ctx.attempt)
-        workdir = prefix.with_name(f"{prefix.name}.work")
+        target = await self._target(solved, ctx.store, ctx.attempt)
         progress = _Progress()
         try:
             await plog.write(
@@ -154,8 +200,9 @@ class PackerWorker(Worker):
                 f"packing build {build_id} (attempt {ctx.attempt} of {ctx.max_attempts})"
                 f" on {self.worker_id}",
             )
-            check_prefix_length(prefix)
-            return await self._run_phases(solved, plog, prefix, workdir, progress)
+            check_prefix_length(target.prefix)
+            self._check_storage(target)
+            return await self._run_phases(solved, plog, target, progress)
         except UserError as exc:
             await plog.write(progress.phase, f"build failed: {exc}")
             key = await plog.save_quietly()
@@ -175,35 +222,39 @@ class PackerWorker(Worker):
                 self._saved_logs[build_id] = key
             raise
         finally:
-            await remove_tree(prefix)
-            await remove_tree(workdir)
+            if not progress.packed:  # failed, cancelled or retried: no half prefix stays
+                await asyncio.to_thread(remove_prefix, target.prefix)
+            await remove_tree(target.workdir)
+
+    def _check_storage(self, target: _Target) -> None:
+        threshold = target.submitted.store_policy.storage_threshold
+        reason = storage_below_threshold(free_bytes(self.settings.store_root), threshold)
+        if reason is not None:
+            raise UserError(reason)
 
     async def _run_phases(
-        self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
+        self, solved: Solved, plog: PackerLog, target: _Target, progress: _Progress
     ) -> EventData:
-        await remove_earlier_attempts(self.settings, solved.build_id, keep=prefix)
-        await remove_tree(prefix)
-        await remove_tree(workdir)
-        await asyncio.to_thread(workdir.mkdir, parents=True)
+        await remove_earlier_attempts(self.settings, solved.build_id, keep=target.workdir)
+        await asyncio.to_thread(remove_prefix, target.prefix)  # a dead attempt's half install
+        await remove_tree(target.workdir)
+        await asyncio.to_thread(target.workdir.mkdir, parents=True)
         try:
-            return await self._phases(solved, plog, prefix, workdir, progress)
+            return await self._phases(solved, plog, target, progress)
         except UserError as exc:
-            if not await asyncio.to_thread(workdir.is_dir):  # a local fault: retried
+            if not await asyncio.to_thread(target.workdir.is_dir):  # a local fault: retried
                 raise FileNotFoundError(f"the build's work directory vanished: {exc}") from exc
             raise
 
     async def _phases(
-        self, solved: Solved, plog: PackerLog, prefix: Path, workdir: Path, progress: _Progress
+        self, solved: Solved, plog: PackerLog, target: _Target, progress: _Progress
     ) -> EventData:
         build_id = solved.build_id
+        prefix, workdir, submitted = target.prefix, target.workdir, target.submitted
         started = time.monotonic()
         lock_path = workdir / "conda-lock.yml"
         await self.artifacts.download_file(solved.lockfile_key, lock_path)
         contents = read_lockfile(lock_path)
-        reuse_key = content_key(contents)
-        cached = await asyncio.to_thread(self.archives.get, reuse_key)
-        if cached is not None:
-            return await self._reuse(solved, plog, cached, started)
         cache = package_cache_dir(self.settings)
         await plog.write(
             "download",
@@ -225,43 +276,78 @@ class PackerWorker(Worker):
         else:
             await plog.write("pip", "no pip packages")
 
-        progress.phase = "pack"
+        policy = submitted.store_policy
+        owner = Ownership(policy.uid, policy.gid, policy.permissions)
+        await asyncio.to_thread(apply_ownership, prefix, owner)
         size = await asyncio.to_thread(prefix_size, prefix)
-        threads = self.settings.packer_pack_threads or pack_threads()
-        await plog.write(
-            "pack", f"prefix size {size} bytes ({_mb(size)}); conda-pack with {threads} threads"
-        )
-        archive = workdir / "archive.tar.gz"
-        t0 = time.monotonic()
-        stats = await pack_prefix(prefix, archive, self.segments.root, threads)
-        archive_size = archive.stat().st_size
-        await plog.write(
-            "pack",
-            stats.summary(),
-            f"archive written: {_mb(archive_size)} in {time.monotonic() - t0:.1f} s",
-        )
 
-        await asyncio.to_thread(self.archives.put, reuse_key, archive, size, build_id)
+        progress.phase = "pack"
+        archive: str | None = None
+        if policy.make_archive:
+            archive = await self._archive(contents, prefix, workdir, size, plog, build_id)
+        else:
+            await plog.write("pack", "no archive: the build_artifacts setting has no CONDA_PACK")
         await self._prune_caches()
 
-        progress.phase = "upload"
-        key = archive_key(build_id)
-        t0 = time.monotonic()
-        await self.artifacts.put_file(key, archive, content_type="application/gzip")
+        await asyncio.to_thread(
+            mark_complete, prefix, build_id, submitted.namespace, submitted.environment, owner
+        )
+        progress.packed = True
         await plog.write(
             "upload",
-            f"uploaded {key} in {time.monotonic() - t0:.1f} s",
             f"build {build_id} packed in {time.monotonic() - started:.1f} s;"
-            " the build prefix is removed (the archive is the artifact)",
+            f" the environment is at {prefix}",
         )
         saved = await plog.save()
         return Packed(
             build_id=build_id,
-            archive_key=key,
+            archive_key=archive,
             logs_key=saved,
             size=size,
             packages=list(solved.packages),
+            directory=str(prefix),
         )
+
+    async def _archive(
+        self,
+        contents: LockContents,
+        prefix: Path,
+        workdir: Path,
+        size: int,
+        plog: PackerLog,
+        build_id: int,
+    ) -> str:
+        """The build's archive uploaded: an identical package set's archive when one was packed
+        before, else conda-pack of the prefix (kept in the archive cache for the next one)."""
+        reuse_key = content_key(contents)
+        key = archive_key(build_id)
+        cached = await asyncio.to_thread(self.archives.get, reuse_key)
+        if cached is not None:
+            await plog.write(
+                "pack",
+                f"identical package set already packed by build {cached.source_build}:"
+                " reusing its archive (no pack)",
+            )
+            source = cached.path
+        else:
+            threads = self.settings.packer_pack_threads or pack_threads()
+            await plog.write(
+                "pack",
+                f"prefix size {size} bytes ({_mb(size)}); conda-pack with {threads} threads",
+            )
+            source = workdir / "archive.tar.gz"
+            t0 = time.monotonic()
+            stats = await pack_prefix(prefix, source, self.segments.root, threads)
+            await plog.write(
+                "pack",
+                stats.summary(),
+                f"archive written: {_mb(source.stat().st_size)} in {time.monotonic() - t0:.1f} s",
+            )
+            await asyncio.to_thread(self.archives.put, reuse_key, source, size, build_id)
+        t0 = time.monotonic()
+        await self.artifacts.put_file(key, source, content_type="application/gzip")
+        await plog.write("upload", f"uploaded {key} in {time.monotonic() - t0:.1f} s")
+        return key
 
     async def _prune_caches(self) -> None:
         """Keep the package members and rattler's package cache under their caps; they are
@@ -284,32 +370,6 @@ class PackerWorker(Worker):
                 continue
             if freed:
                 log.info("cache pruned", cache=name, freed_bytes=freed)
-
-    async def _reuse(
-        self, solved: Solved, plog: PackerLog, cached: CachedArchive, started: float
-    ) -> EventData:
-        """An identical environment was packed before: upload its archive, skip the rest."""
-        build_id = solved.build_id
-        await plog.write(
-            "pack",
-            f"identical package set already packed by build {cached.source_build}:"
-            " reusing its archive (no install, no pack)",
-        )
-        key = archive_key(build_id)
-        await self.artifacts.put_file(key, cached.path, content_type="application/gzip")
-        await plog.write(
-            "upload",
-            f"uploaded {key}",
-            f"build {build_id} packed in {time.monotonic() - started:.1f} s (archive reused)",
-        )
-        saved = await plog.save()
-        return Packed(
-            build_id=build_id,
-            archive_key=key,
-            logs_key=saved,
-            size=cached.size,
-            packages=list(solved.packages),
-        )
 
     async def _install(
         self,

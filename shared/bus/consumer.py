@@ -61,6 +61,9 @@ class Worker(ABC):
 
     name: ClassVar[str]
     event_types: ClassVar[tuple[str, ...]]
+    in_order: ClassVar[bool] = False
+    """One event at a time across every replica, in log order (JetStream's max_ack_pending
+    of 1): for a worker whose decisions depend on the previous event's."""
 
     @abstractmethod
     async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
@@ -106,7 +109,7 @@ class ConsumerRunner:
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
             max_deliver=-1,  # attempts are counted by the lease; redeliveries must not run out
-            max_ack_pending=max(self.concurrency * 4, 16),
+            max_ack_pending=1 if self.worker.in_order else max(self.concurrency * 4, 16),
             num_replicas=self.settings.nats_replicas,
         )
 

@@ -270,6 +270,7 @@ class ReadModel:
         build.size = d["size"]
         self._set_artifact(build, "CONDA_PACK", d["archive_key"])
         self._set_artifact(build, "LOGS", d["logs_key"])
+        self._set_artifact(build, "DIRECTORY", d.get("directory"))
         if d.get("packages"):
             self.dirty.packages[build.id] = d["packages"]
         env = self.environments.get((build.namespace, build.environment))

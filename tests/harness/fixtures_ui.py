@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from services.api.config import ApiConfig
+from services.packer.linker import StoreLinker
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
 from services.solver.worker import SolverWorker
@@ -75,6 +76,7 @@ def _workers(settings: Settings, store: EventStore) -> list[Any]:
         # A short pause before the solve commits, so the browser sees the build running.
         SolverWorker(Resolver.from_settings(settings, store.pool), artifacts, store.pool, 0.8),
         PackerWorker(settings, artifacts, store.pool),
+        StoreLinker(settings.store_root, store.pool),
     ]
 
 

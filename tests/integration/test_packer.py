@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from services.packer.cancel import listen_for_cancels
-from services.packer.install import PREFIX_TOO_LONG, build_prefix, scratch_dirs
+from services.packer.install import PREFIX_TOO_LONG, scratch_dirs, work_dir
 from services.packer.pack import segment_cache_dir
+from services.packer.store import is_complete, prefix_of_build
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
 from services.solver.worker import SolverWorker
@@ -50,6 +51,12 @@ def spec_text(name: str, channel: str, *deps: str, pip: tuple[str, ...] = ()) ->
 
 async def submit(store: EventStore, text: str) -> int:
     return (await submit_specification(store, parse_specification(text), "default")).build_id
+
+
+async def store_prefix(store: EventStore, settings: Settings, build_id: int) -> Path:
+    """Where the packer installs the build: ``<store>/<namespace>/<build key>``."""
+    first = (await store.read_stream(f"build-{build_id}", 1))[0].payload()
+    return prefix_of_build(settings.store_root, first)  # type: ignore[arg-type]
 
 
 async def types_of(store: EventStore, build_id: int) -> list[str]:
@@ -167,7 +174,20 @@ async def test_realistic_build_archive_runs_unpacked_elsewhere(
     assert {"python", "numpy", "requests", "requests-toolbelt"} <= {
         p["name"] for p in packed["packages"]
     }
-    assert scratch_dirs(s, build_id) == []  # the archive is the artifact; the prefix is scratch
+    assert scratch_dirs(s, build_id) == []  # the work directory is scratch
+    # the prefix stays in the store as the DIRECTORY artifact: complete, and python runs there
+    prefix = await store_prefix(event_store, s, build_id)
+    assert keys["DIRECTORY"] == packed["directory"] == str(prefix)
+    assert is_complete(prefix) and (prefix / "conda-meta").is_dir()
+    ran = await asyncio.create_subprocess_exec(
+        str(prefix / "bin" / "python"),
+        "-c",
+        "import numpy, requests, sys; print(sys.prefix)",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(ran.communicate(), 60)
+    assert ran.returncode == 0 and out.decode().strip() == str(prefix), err
 
     archive = tmp_path / "archive.tar.gz"
     await s3_artifact_store.download_file(keys["CONDA_PACK"], archive)
@@ -265,7 +285,9 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
     try:
         build_id = await submit(event_store, spec_text("crash", tiny_channel.url, "bar", "baz"))
         await wait_for_log(event_store, build_id, "test delay", timeout=60)
-        assert build_prefix(settings, build_id, 1).exists()  # killed mid-build, prefix half made
+        assert work_dir(settings, build_id, 1).exists()  # killed mid-build
+        prefix = await store_prefix(event_store, settings, build_id)
+        assert prefix.is_dir() and not is_complete(prefix)  # half made, and it says so
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         second = start_service("packer", settings, out)
@@ -275,6 +297,7 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
         log = await BuildLog(event_store.pool, build_id).text()
         assert "(attempt 2 of" in log
         assert scratch_dirs(settings, build_id) == []  # attempt 2 removed attempt 1's leftovers
+        assert is_complete(prefix)  # reinstalled from scratch by attempt 2
         archive = await running.artifacts.stat(f"builds/{build_id}/archive.tar.gz")
         assert archive is not None and archive.size > 0
     finally:
@@ -307,8 +330,8 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
     await running.start_packer(delay_s=60, listen=listen)
     build_id = await submit(event_store, spec_text("cancel", tiny_channel.url, "bar"))
     await wait_for_log(event_store, build_id, "test delay")
-    prefix = build_prefix(running.settings, build_id, 1)
-    assert prefix.exists()
+    prefix = await store_prefix(event_store, running.settings, build_id)
+    assert prefix.exists() and work_dir(running.settings, build_id, 1).exists()
     event = new_event(BuildCanceled(build_id=build_id), actor="test")
     await event_store.append(f"build-{build_id}", [event])
     row = await wait_build(running.stack, build_id, timeout=30)
@@ -316,6 +339,7 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
     await wait_for_log(event_store, build_id, "marked as CANCELED", timeout=10)
     assert "packed in" not in await BuildLog(event_store.pool, build_id).text()
     assert scratch_dirs(running.settings, build_id) == []
+    assert not prefix.exists()
     await asyncio.sleep(0.5)
     assert "Packed" not in await types_of(event_store, build_id)
     assert running.packer is not None and running.packer.cancels.running == []
@@ -338,7 +362,10 @@ async def test_rebuild_of_an_identical_environment_reuses_the_archive(
     assert row1["status"] == row2["status"] == "COMPLETED"
     assert row2["size"] == row1["size"] > 0
     log = await BuildLog(event_store.pool, second).text()
-    assert f"already packed by build {first}" in log and "[link]" not in log
+    assert f"already packed by build {first}" in log and "(no pack)" in log
+    # the archive is reused, the directory is not: each build has its own prefix in the store
+    prefixes = [await store_prefix(event_store, running.settings, b) for b in (first, second)]
+    assert prefixes[0] != prefixes[1] and all(is_complete(p) for p in prefixes)
     a1 = await running.artifacts.get_bytes(f"builds/{first}/archive.tar.gz")
     a2 = await running.artifacts.get_bytes(f"builds/{second}/archive.tar.gz")
     assert a1 == a2

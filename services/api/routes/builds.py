@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from shared.auth import Permission
 from shared.buildlog import BuildLog
 from shared.events import BuildCanceled, BuildDeleted
-from shared.runtime_settings import makes_image
 from shared.spec import SpecificationError, validate_specification
 from shared.submission import submit_lockfile, submit_specification
 from shared.wire import Int64
@@ -92,7 +91,7 @@ async def rebuild(
                 lock,
                 row["namespace"],
                 actor=caller.actor,
-                make_image=makes_image(settings),
+                settings=settings,
             )
         else:
             settings = await state.runtime_settings(row["namespace"], row["environment"])

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from shared.auth import Permission
 from shared.remote_solve import request_solve
-from shared.runtime_settings import makes_image
 from shared.spec import (
     MAX_DESCRIPTION_CHARS,
     SpecificationError,
@@ -135,7 +134,7 @@ async def post_specification(
                 spec,
                 namespace,
                 actor=caller.actor,
-                make_image=makes_image(settings),
+                settings=settings,
             )
         else:
             settings = await state.runtime_settings(namespace, spec.name)

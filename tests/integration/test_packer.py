@@ -23,7 +23,7 @@ import yaml
 from services.packer.cancel import listen_for_cancels
 from services.packer.install import PREFIX_TOO_LONG, scratch_dirs, work_dir
 from services.packer.pack import segment_cache_dir
-from services.packer.store import is_complete, prefix_of_build
+from services.packer.store import is_complete, link_of, link_target, prefix_of_build
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
 from services.solver.worker import SolverWorker
@@ -298,10 +298,67 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
         assert "(attempt 2 of" in log
         assert scratch_dirs(settings, build_id) == []  # attempt 2 removed attempt 1's leftovers
         assert is_complete(prefix)  # reinstalled from scratch by attempt 2
+        link = link_of(settings.store_root, "default", "crash")
+        await until(lambda: link_target(link) == prefix)  # the restarted packer's linker
         archive = await running.artifacts.stat(f"builds/{build_id}/archive.tar.gz")
         assert archive is not None and archive.size > 0
     finally:
         for proc in (first, second):
+            stop_child(proc)
+
+
+async def until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
+
+
+async def test_two_packer_processes_share_one_store_directory(
+    running: Running, event_store: EventStore, tiny_channel: ServedChannel, tmp_path: Path
+) -> None:
+    """Two packers (each with its store linker) on one store: every build is installed once
+    and complete, and each environment's link agrees with the read model's current build."""
+    await running.start_solver()
+    settings = running.settings
+    logs = [tmp_path / f"packer-{i}.log" for i in (1, 2)]
+    packers = [
+        start_service("packer", settings, log, packer_concurrency=1, packer_test_delay_s=3)
+        for log in logs
+    ]
+    try:
+        for log in logs:  # both consuming before the first build is there to take
+            await until(lambda log=log: log.read_text().count('"consumer started"') >= 2, 60)
+        ids = [
+            await submit(event_store, spec_text(env, tiny_channel.url, *deps))
+            for deps in (("bar",), ("bar", "baz"))
+            for env in ("a", "b", "c")
+        ]
+        rows = [await wait_build(running.stack, b, timeout=120) for b in ids]
+        assert [r["status"] for r in rows] == ["COMPLETED"] * 6, [r["status_info"] for r in rows]
+        workers = set()
+        for b in ids:
+            text = await BuildLog(event_store.pool, b).text()
+            packing = next(line for line in text.splitlines() if "packing build" in line)
+            workers.add(packing.rsplit(" on ", 1)[1])
+            assert is_complete(await store_prefix(event_store, settings, b))
+        assert len(workers) == 2  # both packers built
+        await running.stack.projected()
+        current = await event_store.pool.fetch(
+            "SELECT name, current_build_id FROM environments WHERE namespace = 'default'"
+        )
+        for row in current:
+            prefix = await store_prefix(event_store, settings, row["current_build_id"])
+            link = link_of(settings.store_root, "default", row["name"])
+            await until(lambda link=link, prefix=prefix: link_target(link) == prefix)
+        handled = await event_store.pool.fetchval(
+            "SELECT count(*) FROM tracking WHERE consumer = 'store-linker'"
+        )
+        assert handled >= 12  # SpecSubmitted and Packed of each build, each handled once
+        assert "Traceback" not in "".join(log.read_text() for log in logs)
+    finally:
+        for proc in packers:
             stop_child(proc)
 
 

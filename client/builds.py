@@ -41,6 +41,22 @@ def _failure(build_id: int, build: dict[str, Any]) -> CondaStoreError | None:
     return None
 
 
+def never_made(build_id: int, build: dict[str, Any], artifact: str) -> CondaStoreError | None:
+    """A completed build that will never have ``artifact`` (the server's ``build_artifacts``
+    setting left it out, or its image failed): say so instead of waiting for the timeout."""
+    if build.get("status") != "COMPLETED" or artifact in ("build", "lockfile", "yaml"):
+        return None
+    if artifact == "archive":
+        return CondaStoreError(
+            f"Build {build_id} has no archive: the build_artifacts setting has no CONDA_PACK"
+        )
+    image = build.get("image") or {}
+    if artifact == "docker" and image.get("status") in ("SKIPPED", "FAILED"):
+        reason = image.get("reason") or image["status"].lower()
+        return CondaStoreError(f"Build {build_id} has no docker image: {reason}")
+    return None
+
+
 def is_done(build: dict[str, Any], artifact: str) -> bool:
     if artifact == "build":
         return build.get("status") == "COMPLETED"
@@ -59,7 +75,7 @@ def wait_for(
             build = api.get_data(f"/build/{build_id}/")
             if is_done(build, artifact):
                 return build
-            failure = _failure(build_id, build)
+            failure = _failure(build_id, build) or never_made(build_id, build, artifact)
             if failure is not None:
                 raise failure
             remaining = deadline - time.monotonic()

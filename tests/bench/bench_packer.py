@@ -27,6 +27,7 @@ import conda_pack
 import rattler
 import yaml
 
+from services.packer.linker import StoreLinker
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
 from services.solver.worker import SolverWorker
@@ -93,6 +94,7 @@ class Env:
             PackerWorker(self.settings, artifacts, self.store.pool),
             concurrency=self.concurrency,
         )
+        await self.stack.run_workers(StoreLinker(self.settings.store_root, self.store.pool))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -63,6 +63,15 @@ def test_a_missing_docker_manifest_times_out() -> None:
         builds.wait_for(api, 5, "docker", timeout=0.05, interval=0.01)  # type: ignore[arg-type]
 
 
+def test_artifacts_a_completed_build_will_never_have_end_the_wait() -> None:
+    api = ScriptedApi(_build("BUILDING", "LOCKFILE"), _build("COMPLETED", "LOCKFILE", "DIRECTORY"))
+    with pytest.raises(CondaStoreError, match="Build 5 has no archive: the build_artifacts"):
+        builds.wait_for(api, 5, "archive", interval=0)  # type: ignore[arg-type]
+    skipped = {**_build("COMPLETED", "CONDA_PACK"), "image": {"status": "SKIPPED", "reason": "no"}}
+    with pytest.raises(CondaStoreError, match="Build 5 has no docker image: no"):
+        builds.wait_for(ScriptedApi(skipped), 5, "docker", interval=0)  # type: ignore[arg-type]
+
+
 def test_multi_line_reasons_keep_one_red_line(capsys: pytest.CaptureFixture[str]) -> None:
     error = CondaStoreError("Build 5 failed: cannot solve\n├─ a\n└─ b\n")
     assert error.message == "Build 5 failed: cannot solve"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from services.packer.store import link_of, link_target
 from shared.artifacts import artifact_store_from_settings
 from shared.embedded.ports import free_port
 from shared.events import NamespaceCreated, new_event
@@ -55,6 +56,8 @@ async def test_create_by_upload_live_build_page_and_lockfile(
     await api.aclose()
     if detail.get("build_key"):  # an extension of conda-store's Build shape
         assert await page.text_content("#build-key") == detail["build_key"]
+    directory = next(a for a in detail["build_artifacts"] if a["artifact_type"] == "DIRECTORY")
+    assert await page.text_content("#directory-path") == directory["key"]
     names = await page.eval_on_selector_all(
         "#packages .pkg-row", "rows => rows.map(r => r.dataset.name)"
     )
@@ -92,6 +95,15 @@ async def test_make_older_build_current_and_delete_build(
     await page.click(f"#build-{first} [data-action=make-current]")
     await page.wait_for_selector(f"#build-{first}.current")
     assert "current" not in (await page.get_attribute(f"#build-{second}", "class") or "")
+    # the rollback moved the environment's link in the store to the first build
+    link = link_of(ui.settings.store_root, "alice", "twice")
+    first_dir = (await client.get(f"/api/v1/build/{first}/")).json()["data"]["build_artifacts"]
+    want = Path(next(a["key"] for a in first_dir if a["artifact_type"] == "DIRECTORY"))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while link_target(link) != want:
+        assert loop.time() < deadline, (link_target(link), want)
+        await asyncio.sleep(0.05)
 
     await page.click(f"#build-{second} [data-action=delete-build]")
     await page.wait_for_selector("#confirm-dialog[open]")

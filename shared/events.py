@@ -262,6 +262,18 @@ class TokenIssued(EventData):
 # --- operations -------------------------------------------------------------------------------
 
 
+class WatchedFileChanged(EventData):
+    """A file under watch_paths has content not built before (its build is ``build_id``).
+
+    Its stream (one per file) is the watcher's memory: a rescan submits a build only when
+    the content differs from the last one recorded, and the append expecting the version it
+    read makes a file's change build once even with two watchers racing."""
+
+    path: str
+    sha256: str
+    build_id: int
+
+
 class MessageParked(EventData):
     """A consumer could not use a message; it is kept here instead of being retried forever."""
 

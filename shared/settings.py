@@ -6,6 +6,7 @@ and ``NATS_URL`` are also accepted bare because deployment tools set them that w
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
         default=None,
         description="conda-store's store_directory: builds live at "
         "<store>/<namespace>/<build key>; default data_dir/store.",
+    )
+
+    watch_paths: str = Field(
+        default="",
+        description="conda-store's watch_paths: directories of environment YAML files (or "
+        "single files), separated by ':' or ','; each file is built into the filesystem "
+        "namespace and rebuilt when its content changes.",
+    )
+    watch_interval_s: float = Field(
+        default=60.0, gt=0, description="Seconds between two scans of watch_paths."
     )
 
     artifact_backend: Literal["local", "s3"] = "local"
@@ -218,6 +229,10 @@ class Settings(BaseSettings):
     def store_root(self) -> Path:
         """The store directory as an absolute path (its length counts: see build_path)."""
         return (self.store_directory or self.data_dir / "store").absolute()
+
+    @property
+    def watch_path_list(self) -> list[Path]:
+        return [Path(p.strip()) for p in re.split(r"[:,]", self.watch_paths) if p.strip()]
 
     def subject(self, event_type: str) -> str:
         return f"{self.subject_prefix}.events.{event_type}"

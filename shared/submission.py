@@ -7,13 +7,13 @@ the spec (raising SpecificationError for a 400), allocates the build id and appe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
-from shared.events import SpecSubmitted, StorePolicy, new_event, utcnow
-from shared.eventstore import NO_STREAM, EventStore
+from shared.events import BuildFailed, EventData, SpecSubmitted, StorePolicy, new_event, utcnow
+from shared.eventstore import NO_STREAM, Append, EventStore
 from shared.runtime_settings import (
     BuildArtifactType,
     ResolvedSettings,
@@ -26,6 +26,9 @@ from shared.spec import (
     normalize_specification,
     specification_sha256,
 )
+
+SUBMISSION = "submission"
+"""The phase of a build that failed before any worker took it."""
 
 SettingLayers = tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]
 
@@ -75,10 +78,22 @@ def store_policy(settings: ResolvedSettings) -> StorePolicy:
     )
 
 
+AlsoAppend = Callable[[SpecSubmitted], Sequence[Append]]
+"""Appends that must commit with the submission or not at all, made from its payload."""
+
+
 async def _submit(
-    store: EventStore, actor: str | None, name: str, sha256: str, **fields: Any
+    store: EventStore,
+    actor: str | None,
+    name: str,
+    sha256: str,
+    *,
+    also: AlsoAppend | None = None,
+    then: Callable[[SpecSubmitted], Sequence[EventData]] | None = None,
+    **fields: Any,
 ) -> SpecSubmitted:
-    """Allocate the build id, derive the build key, append ``SpecSubmitted`` to a new stream."""
+    """Allocate the build id, derive the build key, append ``SpecSubmitted`` to a new stream
+    (with ``then``'s events after it there, and ``also``'s appends, in one transaction)."""
     build_id = await store.next_build_id()
     scheduled_on = utcnow()
     data = SpecSubmitted(
@@ -89,8 +104,14 @@ async def _submit(
         scheduled_on=scheduled_on,
         **fields,
     )
-    event = new_event(data, actor=actor, correlation_id=f"build-{build_id}")
-    await store.append(f"build-{build_id}", [event], NO_STREAM)
+    stream = f"build-{build_id}"
+    payloads = [data, *(then(data) if then else ())]
+    events = [new_event(e, actor=actor, correlation_id=stream) for e in payloads]
+    extra = list(also(data)) if also else []
+    if extra:
+        await store.append_many([Append(stream, events, NO_STREAM), *extra])
+    else:
+        await store.append(stream, events, NO_STREAM)
     return data
 
 
@@ -103,6 +124,7 @@ async def submit_specification(
     settings: ResolvedSettings | None = None,
     rebuild_of: int | None = None,
     make_image: bool | None = None,
+    also: AlsoAppend | None = None,
 ) -> SpecSubmitted:
     """Normalize and submit; returns the appended event's payload (with ``build_id``).
 
@@ -126,6 +148,36 @@ async def submit_specification(
         rebuild_of=rebuild_of,
         make_image=makes_image(settings) if make_image is None else make_image,
         store_policy=store_policy(settings),
+        also=also,
+    )
+
+
+async def submit_rejected(
+    store: EventStore,
+    namespace: str,
+    name: str,
+    reason: str,
+    sha256: str,
+    *,
+    actor: str | None = None,
+    also: AlsoAppend | None = None,
+) -> SpecSubmitted:
+    """A build that fails at submission with ``reason``: for input no client can be told
+    about with a 400 (a watched file), so the failure is where users look, on the build.
+
+    ``BuildFailed`` commits with ``SpecSubmitted``, so no worker ever starts it."""
+    empty = {"name": name, "channels": [], "dependencies": [], "description": ""}
+    return await _submit(
+        store,
+        actor,
+        name,
+        sha256,
+        also=also,
+        then=lambda data: [BuildFailed(build_id=data.build_id, phase=SUBMISSION, reason=reason)],
+        namespace=namespace,
+        specification=empty,
+        make_image=False,
+        store_policy=StorePolicy(make_archive=False),
     )
 
 

@@ -6,6 +6,7 @@ router per resource. Tests pass an existing ``EventStore`` to share the fixture'
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -58,9 +59,23 @@ from .routes import (
 )
 from .startup import ensure_namespace
 from .state import ApiState, oauth_from_config
+from .watcher import PathWatcher
 
 VERSION = meta.VERSION
 POOL_SIZE = 20
+
+
+def _start_watching(
+    settings: Settings, store: EventStore, runtime_defaults: Mapping[str, Any]
+) -> asyncio.Task[None] | None:
+    """conda-store's watch_paths scanner, when paths are set (it leads in one process)."""
+    paths = settings.watch_path_list
+    if not paths:
+        return None
+    watcher = PathWatcher(store, paths, runtime_defaults)
+    return asyncio.create_task(
+        watcher.run(settings.watch_interval_s, settings.leader_lease_s), name="watch-paths"
+    )
 
 
 def create_app(
@@ -111,9 +126,13 @@ def create_app(
             signing_key=signing,
             runtime_defaults=dict(runtime_defaults),
         )
+        watching = _start_watching(settings, es, runtime_defaults)
         try:
             yield
         finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
             await app.state.api.close()
             if own_store:
                 await es.close()

@@ -98,7 +98,7 @@ class SolverWorker(Worker):
         blog = BuildLog(self.pool, build_id)
         with structlog.contextvars.bound_contextvars(build_id=build_id, phase=PHASE):
             if not await self._start(ctx.store, event, build_id):
-                log.info("build was canceled before solving; skipping")
+                log.info("build ended (canceled or failed) before solving; skipping")
                 return []
             await blog.write(
                 PHASE, f"solving build {build_id} (attempt {ctx.attempt}) on {self.worker_id}"
@@ -120,7 +120,8 @@ class SolverWorker(Worker):
         return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
 
     async def _start(self, store: EventStore, event: RecordedEvent, build_id: int) -> bool:
-        """Append ``BuildStarted`` unless the stream has it; False if the build is canceled.
+        """Append ``BuildStarted`` unless the stream has it; False if the build is canceled or
+        failed already (a submission refused with its reason, see ``submit_rejected``).
 
         The append expects the version just read, so a cancel that lands in between is seen
         on the next read instead of being followed by a start.
@@ -128,7 +129,7 @@ class SolverWorker(Worker):
         stream = f"build-{build_id}"
         while True:
             history = await store.read_stream(stream)
-            if canceled_in(history):
+            if canceled_in(history) or any(e.type == "BuildFailed" for e in history):
                 return False
             if any(e.type == "BuildStarted" for e in history):
                 return True

@@ -152,13 +152,33 @@ class Solved(EventData):
 
 
 class Packed(EventData):
+    """The build is installed (and archived): it is COMPLETED.
+
+    Version 2 carries what the image builder needs (where the environment lives, its
+    lockfile, whether to make an image), so the registry handles it without reading the rest
+    of the build's stream; it no longer repeats ``Solved``'s package list. Version 1 events
+    (``namespace`` None) still parse, and their readers look the rest up in the stream.
+    """
+
+    schema_version: ClassVar[int] = 2
     build_id: int
     archive_key: str | None = Field(
         description="The conda-pack archive; None when build_artifacts has no CONDA_PACK."
     )
     logs_key: str
     size: int
-    packages: list[PackageRef] = Field(default_factory=list)
+    namespace: str | None = Field(default=None, description="Version 2: the build's namespace.")
+    environment: str | None = Field(default=None, description="Version 2: its environment.")
+    build_key: str = Field(default="", description="Version 2: the build key (image tag).")
+    lockfile_key: str | None = Field(
+        default=None, description="Version 2: the lockfile the build was installed from."
+    )
+    make_image: bool = Field(
+        default=True, description="Version 2: SpecSubmitted's make_image, for the registry."
+    )
+    packages: list[PackageRef] = Field(
+        default_factory=list, description="Version 1 only: a copy of Solved's packages."
+    )
     directory: str | None = Field(
         default=None,
         description="The complete prefix at <store>/<namespace>/<build key> (the DIRECTORY "
@@ -260,6 +280,39 @@ class TokenIssued(EventData):
 
 
 # --- operations -------------------------------------------------------------------------------
+
+
+class ChannelRecord(BaseModel):
+    """One package build of a channel, as much as the package search shows of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    version: str
+    build: str
+    license: str | None = None
+
+
+class ChannelIndexed(EventData):
+    """The solver read a channel subdir whose repodata changed since it last said so.
+
+    Carries the change (records added and removed since the previous ``ChannelIndexed`` of
+    the same stream), never the whole channel, so a re-index of a large channel is small;
+    one change is split over ``parts`` events to stay under the event size limit. The
+    projector folds them into the package index (``conda_channels``/``conda_packages``).
+    """
+
+    channel: str
+    subdir: str
+    fingerprint: str = Field(description="The repodata fingerprint this change leads to.")
+    added: list[ChannelRecord] = Field(default_factory=list)
+    removed: list[ChannelRecord] = Field(default_factory=list)
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
+
+
+def stream_of_channel(channel: str, subdir: str) -> str:
+    """One stream per channel subdir: its versions order the changes of its index."""
+    return f"channel-{channel.rstrip('/')}|{subdir}"
 
 
 class WatchedFileChanged(EventData):

@@ -304,7 +304,11 @@ class PackerWorker(Worker):
             archive_key=archive,
             logs_key=saved,
             size=size,
-            packages=list(solved.packages),
+            namespace=submitted.namespace,
+            environment=submitted.environment,
+            build_key=submitted.build_key,
+            lockfile_key=solved.lockfile_key,
+            make_image=submitted.make_image,
             directory=str(prefix),
         )
 

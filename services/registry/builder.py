@@ -1,9 +1,9 @@
 """Image builder worker: ``Packed`` → install the lockfile for ``/opt/conda`` → ``ImagePushed``.
 
-The lockfile is the one the solver recorded for the build (``Solved.lockfile_key``), so the
-image holds exactly what the archive holds. Handling is idempotent: a build whose stream
-already has ``ImagePushed`` (or was deleted or canceled) is skipped, and blob uploads skip
-blobs already stored.
+The lockfile is the one the solver recorded for the build (``Solved.lockfile_key``, carried
+by ``Packed`` version 2), so the image holds exactly what the archive holds. Handling is
+idempotent: a build whose stream has ``ImagePushed`` after its ``Packed`` (or was deleted or
+canceled since) is skipped, and blob uploads skip blobs already stored.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,48 @@ class BlobVanished(RuntimeError):
     """A blob the image reuses was garbage-collected meanwhile; the retry rebuilds it."""
 
 
+@dataclass(frozen=True, slots=True)
+class ImageJob:
+    """What one image needs: from a version 2 ``Packed`` alone, or (version 1) its stream."""
+
+    build_id: int
+    namespace: str
+    environment: str
+    build_key: str
+    lockfile_key: str
+    make_image: bool
+
+    @classmethod
+    def of(cls, packed: Packed) -> ImageJob | None:
+        if packed.namespace is None or packed.environment is None or not packed.lockfile_key:
+            return None
+        return cls(
+            packed.build_id,
+            packed.namespace,
+            packed.environment,
+            packed.build_key,
+            packed.lockfile_key,
+            packed.make_image,
+        )
+
+    @classmethod
+    async def from_stream(cls, store: EventStore, stream: str, packed: Packed) -> ImageJob:
+        """Upcast a version 1 ``Packed`` with the build's ``SpecSubmitted`` and ``Solved``."""
+        history = [e.payload() for e in await store.read_stream(stream)]
+        submitted = next(e for e in history if isinstance(e, SpecSubmitted))
+        solved = [e for e in history if isinstance(e, Solved)]
+        if not solved:
+            raise ValueError(f"build {packed.build_id} has no Solved event (no lockfile)")
+        return cls(
+            packed.build_id,
+            submitted.namespace,
+            submitted.environment,
+            submitted.build_key,
+            solved[-1].lockfile_key,
+            submitted.make_image,
+        )
+
+
 class ImageBuilder(Worker):
     name = "registry-builder"
     event_types = ("Packed",)
@@ -77,44 +120,39 @@ class ImageBuilder(Worker):
         packed = event.payload()
         assert isinstance(packed, Packed)
         build_id = packed.build_id
-        history = [e.payload() for e in await ctx.store.read_stream(f"build-{build_id}")]
-        if any(isinstance(e, ImagePushed | BuildDeleted | BuildCanceled) for e in history):
+        since = await ctx.store.read_stream(event.stream, event.version + 1)
+        if any(isinstance(e.payload(), ImagePushed | BuildDeleted | BuildCanceled) for e in since):
             log.info("image not needed (already pushed, or build deleted/canceled)")
             return []
-        submitted = next(e for e in history if isinstance(e, SpecSubmitted))
-        if not submitted.make_image:
+        job = ImageJob.of(packed) or await ImageJob.from_stream(ctx.store, event.stream, packed)
+        if not job.make_image:
             log.info("image not made", reason=NO_IMAGE_REASON)
             return []
-        solved = [e for e in history if isinstance(e, Solved)]
-        if not solved:
-            raise ValueError(f"build {build_id} has no Solved event; cannot find its lockfile")
         log.info("building image", attempt=ctx.attempt)
         if self.settings.registry_test_delay_s:
             await asyncio.sleep(self.settings.registry_test_delay_s)
-        image = await self.build_and_push(submitted, solved[-1].lockfile_key, ctx.store)
+        image = await self.build_and_push(job, ctx.store)
         log.info("image pushed", digest=image.digest, layers=len(image.layers))
         pushed = ImagePushed(
             build_id=build_id,
             manifest_digest=image.digest,
             manifest_key=blob_key(image.digest),
-            tags=[submitted.build_key] if submitted.build_key else [],
+            tags=[job.build_key] if job.build_key else [],
         )
-        return [Append(f"build-{build_id}", [new_event(pushed, causation=event)])]
+        return [Append(event.stream, [new_event(pushed, causation=event)])]
 
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])
         failed = ImageFailed(build_id=build_id, reason=f"image build failed: {error}")
         return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
 
-    async def build_and_push(
-        self, submitted: SpecSubmitted, lockfile_key: str, store: EventStore
-    ) -> BuiltImage:
+    async def build_and_push(self, job: ImageJob, store: EventStore) -> BuiltImage:
         """Install, write layers, then reference and upload every blob."""
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="img-") as tmp:
             work = Path(tmp)
             lockfile = work / "conda-lock.yml"
-            await self.artifacts.download_file(lockfile_key, lockfile)
+            await self.artifacts.download_file(job.lockfile_key, lockfile)
             staging = work / "prefix"
             contents = await asyncio.to_thread(read_lockfile, lockfile, IMAGE_PLATFORM)
             await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
@@ -124,17 +162,17 @@ class ImageBuilder(Worker):
                 )
             writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
             labels = ImageLabels(
-                submitted.namespace,
-                submitted.environment,
-                submitted.build_id,
-                submitted.build_key,
+                job.namespace,
+                job.environment,
+                job.build_id,
+                job.build_key,
                 tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
             )
             image = await writer.build(staging, work, labels, await self._upstream_base(work))
             ref = ImageRef(
-                build_id=submitted.build_id,
-                namespace=submitted.namespace,
-                environment=submitted.environment,
+                build_id=job.build_id,
+                namespace=job.namespace,
+                environment=job.environment,
                 manifest_digest=image.digest,
                 blobs=(image.digest, *image.blob_digests()),
             )

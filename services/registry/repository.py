@@ -1,17 +1,20 @@
 """Read side: repositories and tags from the read model, one build's image from its stream.
 
-The build's own event stream is authoritative for "is its image there yet" (the read model
-may lag the NATS event that woke a waiter); lists (tags, catalog) come from the projections.
+The build's own event stream, read through the event store, is authoritative for "is its
+image there yet" (the read model may lag the NATS event that woke a waiter); lists (tags,
+catalog) are documented queries on the projector's read model (``docs/walkthrough.md``).
+The registry reads no table of another service and never ``events`` by SQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
 
-from shared.events import NO_IMAGE_REASON
+from shared.events import NO_IMAGE_REASON, RecordedEvent
 from shared.eventstore import EventStore
 
 ImageStatus = Literal["unknown", "pending", "pushed", "failed", "deleted"]
@@ -35,52 +38,28 @@ class BuildImage:
     reason: str = ""
 
 
-_IMAGE_EVENTS = [
-    "SpecSubmitted",
-    "ImagePushed",
-    "ImageFailed",
-    "BuildFailed",
-    "BuildCanceled",
-    "BuildDeleted",
-]
-
-
 async def build_image(store: EventStore, build_id: int) -> BuildImage:
     """Where one build's image stands, folded from the build's stream."""
-    rows = await store.pool.fetch(
-        "SELECT type, data FROM events WHERE stream = $1 AND type = ANY($2) ORDER BY version",
-        f"build-{build_id}",
-        _IMAGE_EVENTS,
-    )
-    return fold_image(build_id, rows)
+    return fold_image(build_id, await store.read_stream(f"build-{build_id}"))
 
 
 async def current_image(
-    pool: asyncpg.Pool, namespace: str, name: str
+    store: EventStore, namespace: str, name: str
 ) -> tuple[bool, BuildImage | None]:
-    """(environment exists, image of its current build) in one round trip (``latest``)."""
-    rows = await pool.fetch(
-        "SELECT e.current_build_id, ev.type, ev.data FROM environments e "
-        "LEFT JOIN events ev ON ev.stream = 'build-' || e.current_build_id "
-        "AND ev.type = ANY($3) "
-        "WHERE e.namespace = $1 AND e.name = $2 AND e.deleted_on IS NULL ORDER BY ev.version",
-        namespace,
-        name,
-        _IMAGE_EVENTS,
-    )
-    if not rows:
+    """(environment exists, image of its current build) for ``latest``."""
+    env = await environment(store.pool, namespace, name)
+    if env is None:
         return False, None
-    build_id = rows[0]["current_build_id"]
-    if build_id is None:
+    if env["current_build_id"] is None:
         return True, None
-    return True, fold_image(int(build_id), [r for r in rows if r["type"] is not None])
+    return True, await build_image(store, int(env["current_build_id"]))
 
 
-def fold_image(build_id: int, rows: list[asyncpg.Record]) -> BuildImage:
-    """Fold (type, data) rows of one build stream; raw dicts keep the hot path cheap."""
+def fold_image(build_id: int, events: Iterable[RecordedEvent]) -> BuildImage:
+    """Fold the image-relevant events of one build stream (raw data keeps the hot path cheap)."""
     found = BuildImage(build_id, "unknown")
-    for row in rows:
-        kind, data = row["type"], row["data"]
+    for event in events:
+        kind, data = event.type, event.data
         if kind == "SpecSubmitted":
             found = BuildImage(
                 build_id,

@@ -105,7 +105,7 @@ class Resolver:
         cached = self._latest.get(repo.path)
         if cached is not None and cached[1] > loop.time():
             return cached[0]
-        exists, image = await repository.current_image(self.pool, repo.namespace, repo.environment)  # noqa: E501
+        exists, image = await repository.current_image(self.store, repo.namespace, repo.environment)
         if not exists:
             raise RegistryError("NAME_UNKNOWN", {"name": repo.path})
         if image is None or image.status != "pushed":

@@ -1,9 +1,10 @@
-"""Index channel repodata into ``channel_packages`` so the API can list and search packages.
+"""Tell the package index what the channels the solver reads contain (``ChannelIndexed``).
 
 Runs in the background after a solve has read a channel, at most once per ``min_interval_s``
-per channel subdir, and rewrites a subdir's rows only when its repodata fingerprint changed.
-Rows are replaced with one ``COPY`` per subdir, which takes well under a second for tens of
-thousands of records.
+per channel subdir, and does anything only when a subdir's repodata fingerprint changed. The
+solver's private tables (``channel_packages``: what it last announced; ``channel_index_state``:
+the fingerprint) give the change, appended as events in the same transaction, so a crash
+announces a change once or not at all. The projector owns the searchable index it feeds.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-import asyncpg
 import rattler
 
+from shared.events import ChannelIndexed, ChannelRecord, new_event, stream_of_channel
+from shared.eventstore import EventStore
 from shared.logging import get_logger
-from shared.package_index import merge_channel_packages
 
 from .conda_solve import CondaSolver, fingerprint_records
 
@@ -51,9 +52,60 @@ def _row(channel: str, subdir: str, r: rattler.RepoDataRecord) -> tuple[object, 
     )
 
 
+RECORDS_PER_EVENT = 4000
+"""About 100 bytes of JSON each: an event stays far under the store's size limit."""
+
+INDEX_VERSION = "2"
+"""Part of the stored fingerprint: a subdir indexed before changes were announced as events
+is announced again once (its private rows are then compared with nothing)."""
+
+
+def index_change(
+    before: dict[tuple[str, str, str], str | None],
+    after: dict[tuple[str, str, str], str | None],
+) -> tuple[list[ChannelRecord], list[ChannelRecord]]:
+    """(added, removed) records between two states of a subdir; a new license is an add."""
+    added = [
+        ChannelRecord(name=k[0], version=k[1], build=k[2], license=lic)
+        for k, lic in sorted(after.items())
+        if k not in before or before[k] != lic
+    ]
+    removed = [
+        ChannelRecord(name=k[0], version=k[1], build=k[2], license=lic)
+        for k, lic in sorted(before.items())
+        if k not in after
+    ]
+    return added, removed
+
+
+def change_events(
+    channel: str,
+    subdir: str,
+    fingerprint: str,
+    added: list[ChannelRecord],
+    removed: list[ChannelRecord],
+) -> list[ChannelIndexed]:
+    """The change split into parts of at most ``RECORDS_PER_EVENT`` records."""
+    tagged = [(True, r) for r in added] + [(False, r) for r in removed]
+    chunks = [tagged[i : i + RECORDS_PER_EVENT] for i in range(0, len(tagged), RECORDS_PER_EVENT)]
+    chunks = chunks or [[]]
+    return [
+        ChannelIndexed(
+            channel=channel,
+            subdir=subdir,
+            fingerprint=fingerprint,
+            added=[r for is_add, r in chunk if is_add],
+            removed=[r for is_add, r in chunk if not is_add],
+            part=i + 1,
+            parts=len(chunks),
+        )
+        for i, chunk in enumerate(chunks)
+    ]
+
+
 class ChannelIndexer:
-    def __init__(self, pool: asyncpg.Pool, solver: CondaSolver, min_interval_s: float) -> None:
-        self.pool = pool
+    def __init__(self, store: EventStore, solver: CondaSolver, min_interval_s: float) -> None:
+        self.store = store
         self.solver = solver
         self.min_interval_s = min_interval_s
         self._last: dict[tuple[str, str], float] = {}
@@ -88,10 +140,11 @@ class ChannelIndexer:
                     self._last.pop((channel, subdir), None)
 
     async def index(self, channel: str, subdir: str) -> int:
-        """(Re)index one channel subdir; returns the number of records written (0 if same)."""
+        """(Re)index one channel subdir; returns the number of records announced (0 if same)."""
         records = await self.solver.channel_records(channel, subdir)
-        fingerprint = fingerprint_records(records)
-        async with self.pool.acquire() as conn, conn.transaction():
+        fingerprint = f"{INDEX_VERSION}:{fingerprint_records(records)}"
+        rows = {(r.name.normalized, str(r.version), str(r.build)): r for r in records}
+        async with self.store.transaction() as conn:
             # replicas index the same subdir one at a time
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{channel}|{subdir}")
             current = await conn.fetchval(
@@ -101,7 +154,20 @@ class ChannelIndexer:
             )
             if current == fingerprint:
                 return 0
-            rows = {(r.name.normalized, str(r.version), str(r.build)): r for r in records}
+            before = {
+                (r["name"], r["version"], r["build"]): r["license"]
+                for r in await conn.fetch(
+                    "SELECT name, version, build, license FROM channel_packages "
+                    "WHERE channel = $1 AND subdir = $2",
+                    channel,
+                    subdir,
+                )
+            }
+            added, removed = index_change(before, {k: r.license for k, r in rows.items()})
+            events = change_events(channel, subdir, fingerprint, added, removed)
+            await self.store.append(
+                stream_of_channel(channel, subdir), [new_event(e) for e in events], conn=conn
+            )
             await conn.execute(
                 "DELETE FROM channel_packages WHERE channel = $1 AND subdir = $2", channel, subdir
             )
@@ -120,6 +186,12 @@ class ChannelIndexer:
                 fingerprint,
                 len(rows),
             )
-            await merge_channel_packages(conn, channel)
-        log.info("channel indexed", channel=channel, subdir=subdir, records=len(rows))
-        return len(rows)
+        log.info(
+            "channel indexed",
+            channel=channel,
+            subdir=subdir,
+            records=len(rows),
+            added=len(added),
+            removed=len(removed),
+        )
+        return len(added) + len(removed)

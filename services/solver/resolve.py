@@ -13,6 +13,7 @@ from pathlib import Path
 
 import rattler
 
+from shared.eventstore import EventStore
 from shared.settings import Settings
 
 from .cache import SolveCache
@@ -81,7 +82,11 @@ class Resolver:
             find_links=settings.pip_find_links,
             no_index=settings.pip_no_index,
         )
-        indexer = ChannelIndexer(pool, solver, settings.repodata_ttl_s) if index_channels else None
+        indexer = (
+            ChannelIndexer(EventStore(pool), solver, settings.repodata_ttl_s)
+            if index_channels
+            else None
+        )
         return cls(
             solver, SolveCache(pool), pip_base, cache_root / "uv", settings.solve_timeout_s, indexer
         )

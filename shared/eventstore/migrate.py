@@ -24,6 +24,7 @@ async def apply_migrations(conn: asyncpg.Connection, extra: list[Path] | None = 
     applied_now: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATIONS_LOCK)
+        # owner: eventstore
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""

@@ -240,6 +240,17 @@ class EventStore:
     async def last_position(self) -> int:
         return int(await self.pool.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
 
+    async def iterate_all(self, batch_size: int = 20000) -> AsyncIterator[RecordedEvent]:
+        """Every event in position order through one server-side cursor (a replay of the
+        whole log without holding it in memory, and in one snapshot: appends made meanwhile
+        are not seen)."""
+        async with self.pool.acquire() as reader, reader.transaction():
+            cursor = reader.cursor(
+                f"SELECT {_COLUMNS} FROM events ORDER BY global_position", prefetch=batch_size
+            )
+            async for row in cursor:
+                yield record_from_row(row)
+
     # --- reader positions ------------------------------------------------------------------
 
     async def load_position(self, name: str, conn: asyncpg.Connection | None = None) -> int:

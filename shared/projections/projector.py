@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
+
 from shared.events import MessageParked, RecordedEvent, new_event
-from shared.eventstore import Append, EventStore, record_from_row
+from shared.eventstore import Append, EventStore
 from shared.eventstore.leader import DEFAULT_LEASE_S, Lease, leadership, run_as_leader
 from shared.eventstore.tail import LogTailer
 from shared.logging import get_logger
-from shared.package_index import merge_channel_packages
 
+from .channel_index import EVENT_TYPE as CHANNEL_INDEXED
+from .channel_index import apply_channel_index
 from .model import ReadModel
 from .store import create_tables, drop_tables, load_model, write_dirty
 
@@ -28,16 +31,33 @@ def apply_or_park(model: ReadModel, event: RecordedEvent) -> tuple[RecordedEvent
     try:
         model.apply(event)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        log.error(
-            "projection skipped an unusable event",
-            event_id=str(event.event_id),
-            event_type=event.type,
-            global_position=event.global_position,
-            error=error,
-        )
-        return event, error
+        return _unusable(event, exc)
     return None
+
+
+async def index_or_park(
+    conn: asyncpg.Connection, event: RecordedEvent
+) -> tuple[RecordedEvent, str] | None:
+    """``apply_or_park`` for a ``ChannelIndexed`` (SQL, in a savepoint of the batch's
+    transaction, so an unusable one is undone alone); a lost connection still propagates."""
+    try:
+        async with conn.transaction():
+            await apply_channel_index(conn, event)
+    except (ValueError, asyncpg.DataError) as exc:
+        return _unusable(event, exc)
+    return None
+
+
+def _unusable(event: RecordedEvent, exc: Exception) -> tuple[RecordedEvent, str]:
+    error = f"{type(exc).__name__}: {exc}"
+    log.error(
+        "projection skipped an unusable event",
+        event_id=str(event.event_id),
+        event_type=event.type,
+        global_position=event.global_position,
+        error=error,
+    )
+    return event, error
 
 
 async def park(store: EventStore, event: RecordedEvent, error: str) -> None:
@@ -87,6 +107,11 @@ class Projector:
                 last = batch[-1].global_position
                 async with lease.fenced(self.store) as conn:
                     await write_dirty(conn, self.model, self.model.take_dirty())
+                    for event in batch:
+                        if event.type == CHANNEL_INDEXED and (
+                            p := await index_or_park(conn, event)
+                        ):
+                            parked.append(p)
                     await self.store.save_position(POSITION_NAME, last, conn)
                     await conn.execute("SELECT pg_notify('cs_projection', $1)", str(last))
                 tailer.position = self.position = last
@@ -107,20 +132,14 @@ async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tup
         async with store.transaction() as conn:
             await drop_tables(conn)
             await create_tables(conn)
-            async with store.pool.acquire() as reader:
-                async with reader.transaction():
-                    cursor = reader.cursor(
-                        "SELECT global_position, stream, version, event_id, type, schema_version, "
-                        "data, metadata, occurred_at, recorded_at FROM events "
-                        "ORDER BY global_position",
-                        prefetch=batch_size,
-                    )
-                    async for row in cursor:
-                        apply_or_park(model, record_from_row(row))
-                        position = row["global_position"]
-                        count += 1
+            async for event in store.iterate_all(batch_size):
+                if event.type == CHANNEL_INDEXED:
+                    await index_or_park(conn, event)
+                else:
+                    apply_or_park(model, event)
+                position = event.global_position
+                count += 1
             await write_dirty(conn, model, model.take_dirty())
-            await merge_channel_packages(conn)
             await lease.check(conn)  # commit only if no other projector took over meanwhile
             await store.save_position(POSITION_NAME, position, conn)
     return count, time.perf_counter() - started

@@ -19,6 +19,7 @@ TABLES = (
     "runtime_settings",
     "conda_channels",
     "conda_packages",
+    "conda_package_builds",
 )
 PACKAGE_COLUMNS = (
     "manager",

@@ -14,7 +14,13 @@ from services.api.audit import run_audit
 from services.api.config import ApiConfig
 from shared.buildlog import BuildLog
 from shared.embedded.ports import free_port
-from shared.events import BuildStarted, NamespaceCreated
+from shared.events import (
+    BuildStarted,
+    ChannelIndexed,
+    ChannelRecord,
+    NamespaceCreated,
+    stream_of_channel,
+)
 from tests.fixtures.api import ApiHarness, api, seed_env, spec_event  # noqa: F401
 from tests.harness.serving import serve_healthy
 
@@ -172,3 +178,35 @@ async def world_packages(h: ApiHarness) -> None:
                 ],
             ),
         )
+
+
+async def test_package_index_follows_the_solvers_channel_changes(api: ApiHarness) -> None:  # noqa: F811
+    """The projector folds ChannelIndexed into /channel/ and /package/: records of a channel
+    no build used are listed, and a build string that left the channel stops matching."""
+    channel = "https://c/extra"
+    stream = stream_of_channel(channel, "linux-64")
+    first = [
+        ChannelRecord(name="scipy", version="1.14", build="py311h0_0", license="BSD-3-Clause"),
+        ChannelRecord(name="scipy", version="1.14", build="py312h0_0", license="BSD-3-Clause"),
+        ChannelRecord(name="six", version="1.16", build="pyh0_0"),
+    ]
+    await api.append(
+        stream, ChannelIndexed(channel=channel, subdir="linux-64", fingerprint="1", added=first)
+    )
+    await api.projected()
+    r = await api.client.get("/api/v1/package/?search=scipy")
+    assert [(p["name"], p["version"], p["license"]) for p in r.json()["data"]] == [
+        ("scipy", "1.14", "BSD-3-Clause")
+    ]  # one row per (channel, name, version), as conda-store's
+    r = await api.client.get("/api/v1/channel/")
+    assert [c["name"] for c in r.json()["data"]] == [channel]
+    r = await api.client.get("/api/v1/package/?build=py312")
+    assert [p["name"] for p in r.json()["data"]] == ["scipy"]
+
+    gone = ChannelIndexed(channel=channel, subdir="linux-64", fingerprint="2", removed=first[1:2])
+    await api.append(stream, gone)
+    await api.projected()
+    assert (await api.client.get("/api/v1/package/?build=py312")).json()["count"] == 0
+    assert (await api.client.get("/api/v1/package/?build=py311")).json()["count"] == 1
+    rows = await api.store.pool.fetch("SELECT build FROM conda_package_builds ORDER BY build")
+    assert [r["build"] for r in rows] == ["py311h0_0", "pyh0_0"]

@@ -169,11 +169,16 @@ async def test_realistic_build_archive_runs_unpacked_elsewhere(
     assert keys["CONDA_PACK"] == f"builds/{build_id}/archive.tar.gz"
     assert keys["LOGS"] == f"builds/{build_id}/logs.txt"
     assert b"[upload]" in await s3_artifact_store.get_bytes(keys["LOGS"])
-    packed = (await event_store.read_stream(f"build-{build_id}"))[-1].data
+    stream = await event_store.read_stream(f"build-{build_id}")
+    solved, packed = stream[-2].data, stream[-1].data
     assert packed["size"] == row["size"] > 50_000_000  # CPython + numpy, as du -sb counts
     assert {"python", "numpy", "requests", "requests-toolbelt"} <= {
-        p["name"] for p in packed["packages"]
+        p["name"] for p in solved["packages"]
     }
+    # Packed carries what the image builder needs and no copy of Solved's packages
+    assert stream[-1].schema_version == 2 and packed["packages"] == []
+    assert (packed["namespace"], packed["environment"]) == (row["namespace"], row["environment"])
+    assert packed["lockfile_key"] == solved["lockfile_key"] and packed["make_image"] is True
     assert scratch_dirs(s, build_id) == []  # the work directory is scratch
     # the prefix stays in the store as the DIRECTORY artifact: complete, and python runs there
     prefix = await store_prefix(event_store, s, build_id)

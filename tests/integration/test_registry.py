@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from services.registry.blobs import BLOB_PREFIX, Blobs
+from services.registry.builder import ImageJob
 from services.registry.service import Registry, open_registry
 from shared.artifacts import ArtifactStore
 from shared.auth import AuthenticationToken, encode_token
@@ -279,11 +280,15 @@ async def test_shared_layers_reproducible_digests_and_gc(
     c = json.loads(await blobs.get_bytes(c_digest))
     assert [x["digest"] for x in c["layers"][:-1]] == [x["digest"] for x in a["layers"][:-1]]
     assert await served.blob_count() - after_b <= 3
-    submitted = (await store.read_stream(f"build-{a_id}"))[0].payload()
     events = await store.read_stream(f"build-{a_id}")
-    lockfile_key = next(e.data["lockfile_key"] for e in events if e.type == "Solved")
+    packed = next(e.payload() for e in events if e.type == "Packed")
+    assert ImageJob.of(packed) is None  # type: ignore[arg-type]  # a version 1 Packed
+    job = await ImageJob.from_stream(store, f"build-{a_id}", packed)  # type: ignore[arg-type]
+    fields = ("namespace", "environment", "build_key", "lockfile_key")
+    v2 = packed.model_copy(update={f: getattr(job, f) for f in fields})
+    assert ImageJob.of(v2) == job  # type: ignore[arg-type]  # version 2 carries it all
     served.registry.builder.layer_cache.root = served.registry.builder.layer_cache.root / "fresh"
-    again = await served.registry.builder.build_and_push(submitted, lockfile_key, store)  # type: ignore[arg-type]  # noqa: E501
+    again = await served.registry.builder.build_and_push(job, store)  # type: ignore[arg-type]
     assert again.digest == a_digest
 
     # deleting a build keeps blobs other images use; deleting the rest frees everything

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.registry.blobs import Blobs
+from services.registry.builder import ImageJob
 from shared.settings import Settings
 from tests.channels.wheels import make_wheel
 from tests.harness.fixtures_stack import Stack
@@ -78,11 +79,9 @@ async def test_pulled_image_runs_numpy_and_pip_packages_under_runc(
         builder = served.registry.builder
         builder.layer_cache.root = builder.layer_cache.root / "fresh"
         events = await stack.store.read_stream(f"build-{build_id}")
-        again = await builder.build_and_push(
-            events[0].payload(),  # type: ignore[arg-type]
-            next(e.data["lockfile_key"] for e in events if e.type == "Solved"),
-            stack.store,
-        )
+        packed = next(e.payload() for e in events if e.type == "Packed")
+        job = await ImageJob.from_stream(stack.store, f"build-{build_id}", packed)  # type: ignore[arg-type]
+        again = await builder.build_and_push(job, stack.store)
         assert again.digest == pushed.manifest_digest
 
 

@@ -28,7 +28,7 @@ from shared.artifacts import ArtifactStore, LocalArtifactStore
 from shared.buildlog import BuildLog
 from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
-from shared.events import RecordedEvent
+from shared.events import RecordedEvent, stream_of_channel
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from shared.spec import parse_lockfile_submission, parse_specification
@@ -151,15 +151,18 @@ async def test_satisfiable_spec_solves_writes_readable_lockfile_and_hits_cache(
     assert "solve cache hit" in await BuildLog(event_store.pool, again).text()
     check_lockfile_readers(await lockfile_on_disk(artifacts, again, tmp_path))
 
-    await solver.resolver.indexer.wait_idle()
-    rows = await event_store.pool.fetch(
-        "SELECT version, subdir FROM channel_packages WHERE name = 'libfoo' ORDER BY version"
-    )
-    assert [(r["version"], r["subdir"]) for r in rows] == [("0.9", "linux-64"), ("1.0", "linux-64")]
-    noarch = await event_store.pool.fetchval(
-        "SELECT count(*) FROM channel_packages WHERE subdir = 'noarch'"
-    )
-    assert noarch >= 2  # baz, hello-cli
+    # the channel's records are announced once, as events the package index is folded from
+    indexer = solver.resolver.indexer
+    await indexer.wait_idle()
+    linux = await event_store.read_stream(stream_of_channel(tiny_channel.url, "linux-64"))
+    assert [e.type for e in linux] == ["ChannelIndexed"]
+    added = [r for e in linux for r in e.data["added"]]
+    assert sorted(r["version"] for r in added if r["name"] == "libfoo") == ["0.9", "1.0"]
+    assert linux[0].data["removed"] == [] and linux[0].data["parts"] == 1
+    noarch = await event_store.read_stream(stream_of_channel(tiny_channel.url, "noarch"))
+    assert {"baz", "hello-cli"} <= {r["name"] for e in noarch for r in e.data["added"]}
+    assert await indexer.index(tiny_channel.url, "linux-64") == 0  # unchanged: nothing said
+    assert await event_store.stream_version(stream_of_channel(tiny_channel.url, "linux-64")) == 1
 
 
 async def test_lockfile_submission_is_stored_without_solving(

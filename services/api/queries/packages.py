@@ -30,9 +30,9 @@ BUILD_MATCH = (
     "(EXISTS (SELECT 1 FROM build_packages bp JOIN conda_channels bc ON bc.name = bp.channel"
     " WHERE bc.id = p.channel_id AND bp.manager = 'conda' AND bp.name = p.name"
     " AND bp.version = p.version AND bp.build LIKE {0})"
-    " OR EXISTS (SELECT 1 FROM channel_packages cp JOIN conda_channels cc ON cc.name = cp.channel"
-    " WHERE cc.id = p.channel_id AND cp.name = p.name AND cp.version = p.version"
-    " AND cp.build LIKE {0}))"
+    " OR EXISTS (SELECT 1 FROM conda_package_builds cp JOIN conda_channels cc"
+    " ON cc.name = cp.channel WHERE cc.id = p.channel_id AND cp.name = p.name"
+    " AND cp.version = p.version AND cp.build LIKE {0}))"
 )
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response
 
+from shared.bus.relay import POSITION_NAME as RELAY_POSITION
+from shared.eventstore.health import backlog, parked_by_consumer
+
 from ..deps import api_state
 from ..state import ApiState
 
@@ -53,14 +56,8 @@ async def metrics(state: ApiState = Depends(api_state)) -> Response:
 async def _bus_health(state: ApiState) -> list[str]:
     """For operators: messages parked instead of delivered (see the ``parked-*`` streams), and
     events the relay has not yet published (growing while NATS is away)."""
-    parked = await state.pool.fetch(
-        "SELECT data->>'consumer' AS consumer, count(*) AS n FROM events"
-        " WHERE type = 'MessageParked' GROUP BY 1 ORDER BY 1"
-    )
-    lines = [f'conda_store_parked_messages{{consumer="{r["consumer"]}"}} {r["n"]}' for r in parked]
-    pending = await state.pool.fetchval(
-        "SELECT coalesce(max(global_position), 0)"
-        " - coalesce((SELECT position FROM positions WHERE name = 'relay'), 0) FROM events"
-    )
+    parked = await parked_by_consumer(state.store)
+    lines = [f'conda_store_parked_messages{{consumer="{c}"}} {n}' for c, n in parked.items()]
+    pending = await backlog(state.store, RELAY_POSITION)
     lines.append(f"conda_store_relay_pending_events {pending}")
     return lines

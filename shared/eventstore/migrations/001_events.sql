@@ -1,5 +1,6 @@
 -- The append-only event log. global_position follows commit order because appends are
 -- serialized by a transaction-scoped advisory lock (see append_events).
+-- owner: eventstore
 CREATE TABLE IF NOT EXISTS events (
     global_position bigserial PRIMARY KEY,
     stream          text        NOT NULL,

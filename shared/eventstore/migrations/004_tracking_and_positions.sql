@@ -1,5 +1,6 @@
 -- Idempotent consumers: a row per (consumer, message) written in the same transaction as the
 -- events the handler appends, so a redelivered message is recognised and yields nothing new.
+-- owner: eventstore
 CREATE TABLE IF NOT EXISTS tracking (
     consumer     text        NOT NULL,
     message_key  text        NOT NULL,
@@ -8,6 +9,7 @@ CREATE TABLE IF NOT EXISTS tracking (
 );
 
 -- Where each tailing reader (relay, projector) has got to in the log.
+-- owner: eventstore
 CREATE TABLE IF NOT EXISTS positions (
     name     text   PRIMARY KEY,
     position bigint NOT NULL

@@ -3,6 +3,7 @@
 
 -- One solve result per (normalized request + repodata fingerprint): an identical spec against
 -- unchanged channel metadata reuses it instead of calling the solver again.
+-- owner: solver
 CREATE TABLE IF NOT EXISTS solve_cache (
     cache_key   text        PRIMARY KEY,
     request     jsonb       NOT NULL,
@@ -12,6 +13,7 @@ CREATE TABLE IF NOT EXISTS solve_cache (
 );
 
 -- Every record of every channel subdir the solver has read, for GET /package/ and /channel/.
+-- owner: solver
 CREATE TABLE IF NOT EXISTS channel_packages (
     channel      text    NOT NULL,
     subdir       text    NOT NULL,
@@ -35,6 +37,7 @@ CREATE INDEX IF NOT EXISTS channel_packages_name_prefix
 CREATE INDEX IF NOT EXISTS channel_packages_name_version ON channel_packages (name, version);
 
 -- What each channel subdir looked like when it was last indexed; unchanged repodata is skipped.
+-- owner: solver
 CREATE TABLE IF NOT EXISTS channel_index_state (
     channel      text        NOT NULL,
     subdir       text        NOT NULL,

@@ -4,6 +4,7 @@
 -- take the lease. The running attempt renews expires_at; a dead holder's lease simply expires.
 -- ``attempt`` counts attempts that really started and is the fencing token: an attempt may
 -- commit only while the row still carries its number (checked in the commit transaction).
+-- owner: eventstore
 CREATE TABLE IF NOT EXISTS leases (
     consumer     text        NOT NULL,
     message_key  text        NOT NULL,

@@ -7,6 +7,7 @@
 -- One row per build the linker has heard of; ``prefix`` is <store>/<namespace>/<build key>.
 -- status: pending (not packed yet), complete (packed: may be linked), gone (failed, canceled
 -- or deleted: its directory is removed and never linked again).
+-- owner: packer
 CREATE TABLE IF NOT EXISTS store_builds (
     build_id    bigint PRIMARY KEY,
     namespace   text   NOT NULL,
@@ -17,6 +18,7 @@ CREATE TABLE IF NOT EXISTS store_builds (
 CREATE INDEX IF NOT EXISTS store_builds_environment ON store_builds (namespace, environment);
 
 -- The build each envs/<name> link points at (NULL: no link).
+-- owner: packer
 CREATE TABLE IF NOT EXISTS store_links (
     namespace        text   NOT NULL,
     environment      text   NOT NULL,

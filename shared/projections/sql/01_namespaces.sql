@@ -1,3 +1,4 @@
+-- owner: projector
 CREATE TABLE IF NOT EXISTS namespaces (
     id               integer PRIMARY KEY,
     name             text NOT NULL UNIQUE,

@@ -1,3 +1,4 @@
+-- owner: projector
 CREATE TABLE IF NOT EXISTS environments (
     id               integer PRIMARY KEY,
     namespace_id     integer NOT NULL,

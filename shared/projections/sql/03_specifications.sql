@@ -1,3 +1,4 @@
+-- owner: projector
 CREATE TABLE IF NOT EXISTS specifications (
     id         integer PRIMARY KEY,
     name       text NOT NULL,

@@ -1,3 +1,4 @@
+-- owner: projector
 CREATE TABLE IF NOT EXISTS builds (
     id               integer PRIMARY KEY,
     environment_id   integer NOT NULL,

@@ -1,3 +1,4 @@
+-- owner: projector
 CREATE TABLE IF NOT EXISTS build_artifacts (
     id            integer PRIMARY KEY,
     build_id      integer NOT NULL,

@@ -1,3 +1,4 @@
+-- owner: projector
 CREATE TABLE IF NOT EXISTS build_packages (
     build_id integer NOT NULL,
     idx      integer NOT NULL,

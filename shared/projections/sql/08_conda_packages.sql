@@ -1,10 +1,12 @@
 -- Distinct conda packages per channel (conda-store's conda_channel / conda_package), fed from
 -- build_packages by the projector's store: /channel/ and /package/ read these, with ids.
+-- owner: projector
 CREATE TABLE IF NOT EXISTS conda_channels (
     id          serial PRIMARY KEY,
     name        text NOT NULL UNIQUE,
     last_update timestamptz
 );
+-- owner: projector
 CREATE TABLE IF NOT EXISTS conda_packages (
     id         serial PRIMARY KEY,
     channel_id integer NOT NULL,

@@ -28,6 +28,7 @@ from shared.events import (
     Solved,
     SpecSubmitted,
     new_event,
+    stream_of_build,
 )
 from shared.eventstore import Append, EventStore
 from shared.lockfile import read_lockfile
@@ -77,7 +78,7 @@ class ImageBuilder(Worker):
         packed = event.payload()
         assert isinstance(packed, Packed)
         build_id = packed.build_id
-        history = [e.payload() for e in await ctx.store.read_stream(f"build-{build_id}")]
+        history = [e.payload() for e in await ctx.store.read_stream(stream_of_build(build_id))]
         if any(isinstance(e, ImagePushed | BuildDeleted | BuildCanceled) for e in history):
             log.info("image not needed (already pushed, or build deleted/canceled)")
             return []
@@ -99,12 +100,12 @@ class ImageBuilder(Worker):
             manifest_key=blob_key(image.digest),
             tags=[submitted.build_key] if submitted.build_key else [],
         )
-        return [Append(f"build-{build_id}", [new_event(pushed, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(pushed, causation=event)])]
 
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])
         failed = ImageFailed(build_id=build_id, reason=f"image build failed: {error}")
-        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(failed, causation=event)])]
 
     async def build_and_push(
         self, submitted: SpecSubmitted, lockfile_key: str, store: EventStore

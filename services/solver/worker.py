@@ -32,6 +32,7 @@ from shared.events import (
     Solved,
     SpecSubmitted,
     new_event,
+    stream_of_build,
 )
 from shared.eventstore import NO_STREAM, Append, ConcurrencyError, EventStore
 from shared.logging import get_logger
@@ -117,7 +118,7 @@ class SolverWorker(Worker):
                 await blog.write(PHASE, CANCELED)
                 return []
             outcome = solving.result()
-        return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(outcome, causation=event)])]
 
     async def _start(self, store: EventStore, event: RecordedEvent, build_id: int) -> bool:
         """Append ``BuildStarted`` unless the stream has it; False if the build is canceled or
@@ -126,7 +127,7 @@ class SolverWorker(Worker):
         The append expects the version just read, so a cancel that lands in between is seen
         on the next read instead of being followed by a start.
         """
-        stream = f"build-{build_id}"
+        stream = stream_of_build(build_id)
         while True:
             history = await store.read_stream(stream)
             if canceled_in(history) or any(e.type == "BuildFailed" for e in history):
@@ -224,4 +225,4 @@ class SolverWorker(Worker):
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])
         failed = BuildFailed(build_id=build_id, phase=PHASE, reason=error)
-        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(failed, causation=event)])]

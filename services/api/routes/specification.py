@@ -10,6 +10,7 @@ from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from shared.auth import Permission
+from shared.events import stream_of_build
 from shared.remote_solve import request_solve
 from shared.spec import (
     MAX_DESCRIPTION_CHARS,
@@ -146,5 +147,5 @@ async def post_specification(
             )
     except SpecificationError as exc:
         raise APIError(exc.status, exc.message) from exc
-    await wait_for(state, await state.store.read_stream(f"build-{data.build_id}"))
+    await wait_for(state, await state.store.read_stream(stream_of_build(data.build_id)))
     return ok({"build_id": data.build_id})

@@ -17,6 +17,11 @@ from shared.logging import get_logger
 log = get_logger("build")
 
 
+def logs_key(build_id: int) -> str:
+    """Where a build's LOGS artifact is stored; the solver and the packer both write it."""
+    return f"builds/{build_id}/logs.txt"
+
+
 @dataclass(frozen=True)
 class LogLine:
     seq: int

@@ -21,7 +21,7 @@ import structlog
 
 from shared.artifacts import ArtifactStore
 from shared.build_path import BUILD_PATH_TOO_LONG, build_path, is_too_long
-from shared.buildlog import BuildLog
+from shared.buildlog import BuildLog, logs_key
 from shared.bus.consumer import HandlerContext, Worker
 from shared.cancellation import build_was_canceled, canceled_in, wait_until_canceled
 from shared.events import (
@@ -59,10 +59,6 @@ def lockfile_key(build_id: int) -> str:
 
 def yaml_key(build_id: int) -> str:
     return f"builds/{build_id}/environment.yaml"
-
-
-def logs_key(build_id: int) -> str:
-    return f"builds/{build_id}/logs.txt"
 
 
 def pinned_yaml(name: str, result: SolveResult) -> str:

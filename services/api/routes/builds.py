@@ -73,9 +73,7 @@ async def rebuild(
     build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await _build_for(state, caller, build_id, P.ENVIRONMENT_UPDATE)
-    spec = await state.pool.fetchval(
-        "SELECT spec FROM specifications WHERE id = $1", row["specification_id"]
-    )
+    spec = await builds.submitted_spec(state.pool, row["specification_id"])
     try:
         if row["is_lockfile"]:
             from shared.spec import parse_lockfile_submission

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response
 
 from ..deps import api_state
+from ..queries import metrics as metrics_queries
 from ..state import ApiState
 
 router = APIRouter()
@@ -36,15 +37,11 @@ async def metrics(state: ApiState = Depends(api_state)) -> Response:
             f"conda_store_disk_total {disk[1]}",
             f"conda_store_disk_usage {disk[2]}",
         ]
-    for r in await state.pool.fetch("SELECT status, count(*) AS n FROM builds GROUP BY status"):
-        lines.append(f"conda_store_build_{r['status'].lower()} {r['n']}")
-    environments = await state.pool.fetchval("SELECT count(*) FROM environments")
-    lines.append(f"conda_store_environments {environments}")
-    queued = await state.pool.fetchval(
-        "SELECT count(*) FROM builds WHERE status IN ('QUEUED', 'BUILDING')"
-    )
-    lines.append(f"conda_store_queue_depth {queued}")
-    storage = await state.pool.fetchval("SELECT coalesce(sum(size), 0) FROM builds")
+    for build_status, n in (await metrics_queries.builds_by_status(state.pool)).items():
+        lines.append(f"conda_store_build_{build_status.lower()} {n}")
+    lines.append(f"conda_store_environments {await metrics_queries.environment_count(state.pool)}")
+    lines.append(f"conda_store_queue_depth {await metrics_queries.queue_depth(state.pool)}")
+    storage = await metrics_queries.build_storage_bytes(state.pool)
     lines.append(f"conda_store_build_storage_bytes {storage}")
     lines += await _bus_health(state)
     return PlainTextResponse("\n".join(lines))
@@ -53,14 +50,8 @@ async def metrics(state: ApiState = Depends(api_state)) -> Response:
 async def _bus_health(state: ApiState) -> list[str]:
     """For operators: messages parked instead of delivered (see the ``parked-*`` streams), and
     events the relay has not yet published (growing while NATS is away)."""
-    parked = await state.pool.fetch(
-        "SELECT data->>'consumer' AS consumer, count(*) AS n FROM events"
-        " WHERE type = 'MessageParked' GROUP BY 1 ORDER BY 1"
-    )
-    lines = [f'conda_store_parked_messages{{consumer="{r["consumer"]}"}} {r["n"]}' for r in parked]
-    pending = await state.pool.fetchval(
-        "SELECT coalesce(max(global_position), 0)"
-        " - coalesce((SELECT position FROM positions WHERE name = 'relay'), 0) FROM events"
-    )
+    parked = await metrics_queries.parked_by_consumer(state.pool)
+    lines = [f'conda_store_parked_messages{{consumer="{c}"}} {n}' for c, n in parked.items()]
+    pending = await metrics_queries.relay_pending(state.pool)
     lines.append(f"conda_store_relay_pending_events {pending}")
     return lines

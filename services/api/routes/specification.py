@@ -26,6 +26,7 @@ from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, ok
 from ..names import check_name_length
 from ..queries import namespaces
+from ..queries.packages import channel_ids
 from ..state import ApiState
 from .meta import _default_namespace
 from .namespaces import create_namespace_events
@@ -99,10 +100,7 @@ async def solve_specification(
 async def _with_channel_ids(state: ApiState, packages: list[dict[str, Any]]) -> list[dict]:
     """conda-store's solve rows carry ``channel_id`` and a numeric ``size``."""
     names = sorted({p.get("channel") or "" for p in packages})
-    rows = await state.pool.fetch(
-        "SELECT name, id FROM conda_channels WHERE name = ANY($1::text[])", names
-    )
-    ids = {row["name"]: row["id"] for row in rows}
+    ids = await channel_ids(state.pool, names)
     return [
         {**p, "size": p.get("size") or 0, "channel_id": ids.get(p.get("channel") or "")}
         for p in packages

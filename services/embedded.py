@@ -71,7 +71,7 @@ class Child:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child process)
+        log = open(self.log_path, "ab")  # owned by the child process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", self.name], env=self.env, stdout=log, stderr=log
         )

@@ -1,8 +1,9 @@
-"""Guards for long-running asyncio loops."""
+"""Cancellation guards: long-running loops that stop, child processes that do not outlive us."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 def raise_if_cancelled() -> None:
@@ -16,3 +17,23 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def communicate_or_kill(
+    proc: asyncio.subprocess.Process, timeout: float | None = None
+) -> tuple[bytes, bytes]:
+    """``proc.communicate()``, except that the child never outlives the wait.
+
+    A cancelled build (or a ``timeout``, raised as TimeoutError) kills the child and reaps it
+    before the exception goes on, so the caller may delete the directory the child was writing
+    right after, and no orphan keeps a CPU busy for a result nobody reads.
+    """
+    try:
+        if timeout is None:
+            return await proc.communicate()
+        return await asyncio.wait_for(proc.communicate(), timeout)
+    except (asyncio.CancelledError, TimeoutError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise

@@ -12,9 +12,15 @@ from datetime import datetime
 
 import asyncpg
 
+from shared.artifacts.keys import build_prefix
 from shared.logging import get_logger
 
 log = get_logger("build")
+
+
+def logs_key(build_id: int) -> str:
+    """Where a build's LOGS artifact is stored; the solver and the packer both write it."""
+    return build_prefix(build_id) + "logs.txt"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from shared.events import RecordedEvent
+from shared.events import RecordedEvent, stream_of_build
 from shared.eventstore import EventStore
 
 CANCEL_POLL_S = 1.0
@@ -20,7 +20,7 @@ def canceled_in(history: Sequence[RecordedEvent]) -> bool:
 
 
 async def build_was_canceled(store: EventStore, build_id: int) -> bool:
-    return canceled_in(await store.read_stream(f"build-{build_id}"))
+    return canceled_in(await store.read_stream(stream_of_build(build_id)))
 
 
 async def wait_until_canceled(

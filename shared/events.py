@@ -217,6 +217,11 @@ class BuildDeleted(EventData):
     kept_artifacts: list[ArtifactType] = Field(default_factory=lambda: ["LOGS", "LOCKFILE", "YAML"])
 
 
+def stream_of_build(build_id: int) -> str:
+    """The stream holding one build's events, from ``SpecSubmitted`` to its outcome."""
+    return f"build-{build_id}"
+
+
 # --- lifecycle --------------------------------------------------------------------------------
 
 

@@ -7,11 +7,11 @@ prefix, the same way: the environment's own pip when it has one, uv otherwise.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from shared.aio import communicate_or_kill
 from shared.lockfile import PipPin, UserError
 from shared.settings import Settings
 
@@ -99,13 +99,7 @@ async def install_pip(
         env=env,
         cwd=workdir,
     )
-    try:
-        out, _ = await proc.communicate()
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
+    out, _ = await communicate_or_kill(proc)
     lines = out.decode(errors="replace").splitlines()
     if proc.returncode != 0:
         tail = "\n".join(lines[-30:])

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.conda_formats import current_platform
+
 SettingLevel = Literal["global", "namespace", "environment"]
 
 
@@ -43,13 +45,6 @@ class BuildArtifactType(str, enum.Enum):  # noqa: UP042 (pydantic names it str-e
     CONSTRUCTOR_INSTALLER = "CONSTRUCTOR_INSTALLER"
     CONTAINER_REGISTRY = "CONTAINER_REGISTRY"
     DOCKER_BLOB = "DOCKER_BLOB"
-
-
-def current_platform() -> str:
-    """The conda subdir of this machine (e.g. ``linux-64``), conda-store's platform default."""
-    import rattler
-
-    return str(rattler.Subdir.current())
 
 
 def _uid() -> int | None:

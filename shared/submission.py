@@ -12,7 +12,15 @@ from typing import Any
 
 import asyncpg
 
-from shared.events import BuildFailed, EventData, SpecSubmitted, StorePolicy, new_event, utcnow
+from shared.events import (
+    BuildFailed,
+    EventData,
+    SpecSubmitted,
+    StorePolicy,
+    new_event,
+    stream_of_build,
+    utcnow,
+)
 from shared.eventstore import NO_STREAM, Append, EventStore
 from shared.runtime_settings import (
     BuildArtifactType,
@@ -104,7 +112,7 @@ async def _submit(
         scheduled_on=scheduled_on,
         **fields,
     )
-    stream = f"build-{build_id}"
+    stream = stream_of_build(build_id)
     payloads = [data, *(then(data) if then else ())]
     events = [new_event(e, actor=actor, correlation_id=stream) for e in payloads]
     extra = list(also(data)) if also else []

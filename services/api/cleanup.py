@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared.artifacts import ArtifactNotFound
+from shared.artifacts.keys import build_prefix
 from shared.logging import get_logger
 
 from .state import ApiState
@@ -34,7 +35,7 @@ async def delete_build_files(
             log.warning("artifact deletion failed", build_id=build_id, key=key, error=str(exc))
     if not kept:
         try:
-            await state.artifacts.delete_prefix(f"builds/{build_id}/")
+            await state.artifacts.delete_prefix(build_prefix(build_id))
         except Exception as exc:
             log.warning("artifact prefix deletion failed", build_id=build_id, error=str(exc))
     return deleted

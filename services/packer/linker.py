@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.bus.consumer import HandlerContext, Worker
-from shared.events import RecordedEvent
+from shared.events import RecordedEvent, stream_of_build
 from shared.eventstore import Append, EventStore
 from shared.logging import get_logger
 
@@ -97,7 +97,7 @@ class StoreLinker(Worker):
 
     async def _learn_build(self, state: StoreState, build_id: int, store: EventStore) -> None:
         """A build submitted before the linker existed: its first event says where it lives."""
-        first = (await store.read_stream(f"build-{build_id}", 1))[:1]
+        first = (await store.read_stream(stream_of_build(build_id), 1))[:1]
         if first and first[0].type == "SpecSubmitted":
             state.apply("SpecSubmitted", first[0].data)
 

@@ -15,13 +15,9 @@ import asyncpg
 import rattler
 
 from shared.artifacts import ArtifactStore
-from shared.buildlog import BuildLog
+from shared.buildlog import BuildLog, logs_key
 
 PHASES = ("download", "link", "pip", "pack", "upload")
-
-
-def logs_key(build_id: int) -> str:
-    return f"builds/{build_id}/logs.txt"
 
 
 class PackerLog:

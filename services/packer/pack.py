@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from shared.aio import communicate_or_kill
+
 from .segments import PackStats, pack_segmented
 
 
@@ -49,13 +51,7 @@ async def pack_prefix(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    try:
-        out, err = await proc.communicate()
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
+    out, err = await communicate_or_kill(proc)
     if proc.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         raise RuntimeError("conda-pack failed: " + ("\n".join(lines[-15:]) or "no output"))

@@ -101,7 +101,7 @@ class _Member(TarArchive):
     """
 
     def __init__(self, path: Path, level: int, mtime: int, last: bool) -> None:
-        self._raw = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+        self._raw = open(path, "wb")  # closed in __exit__
         self._gzip = _gzip_writer(self._raw, level)
         super().__init__(self._gzip, arcroot="", close_file=False, mode="w", mtime=mtime)
         self._last = last
@@ -214,7 +214,7 @@ class SegmentCache:
         """The member, opened (so a prune cannot take it away mid-copy), and its records; or
         None when there is no complete entry. Marks the entry as recently used."""
         try:
-            member = open(self.member(key), "rb")  # noqa: SIM115 - the caller closes it
+            member = open(self.member(key), "rb")  # the caller closes it
         except FileNotFoundError:
             return None
         try:

@@ -30,6 +30,7 @@ import asyncpg
 import structlog
 
 from shared.artifacts import ArtifactStore
+from shared.artifacts.keys import build_prefix
 from shared.bus.consumer import HandlerContext, Worker
 from shared.cancellation import build_was_canceled, wait_until_canceled
 from shared.events import (
@@ -40,6 +41,7 @@ from shared.events import (
     Solved,
     SpecSubmitted,
     new_event,
+    stream_of_build,
 )
 from shared.eventstore import Append, EventStore
 from shared.lockfile import LockContents, UserError, read_lockfile
@@ -74,7 +76,7 @@ log = get_logger(__name__)
 
 
 def archive_key(build_id: int) -> str:
-    return f"builds/{build_id}/archive.tar.gz"
+    return build_prefix(build_id) + "archive.tar.gz"
 
 
 @dataclass
@@ -159,7 +161,7 @@ class PackerWorker(Worker):
             finally:
                 if watcher is not None:
                     watcher.cancel()
-        return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(outcome, causation=event)])]
 
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])
@@ -169,7 +171,7 @@ class PackerWorker(Worker):
             reason=error,
             logs_key=self._saved_logs.pop(build_id, None),
         )
-        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(failed, causation=event)])]
 
     # --- one build -----------------------------------------------------------------------
 
@@ -183,7 +185,7 @@ class PackerWorker(Worker):
         self.cancels.cancel(build_id)
 
     async def _target(self, solved: Solved, store: EventStore, attempt: int) -> _Target:
-        first = (await store.read_stream(f"build-{solved.build_id}", 1))[:1]
+        first = (await store.read_stream(stream_of_build(solved.build_id), 1))[:1]
         submitted = first[0].payload() if first else None
         if not isinstance(submitted, SpecSubmitted):
             raise LookupError(f"build {solved.build_id} has no SpecSubmitted event")

@@ -42,7 +42,7 @@ class Caller:
     def can_read(self, namespace: str, environment: str) -> bool:
         return is_authorized(
             self.bindings, f"{namespace}/{environment}", Permission.ENVIRONMENT_READ
-        )  # noqa: E501
+        )
 
     def require_read(self, namespace: str, environment: str) -> None:
         if self.can_read(namespace, environment):
@@ -55,7 +55,7 @@ class Caller:
 class Access:
     def __init__(
         self, settings: Settings, pool: asyncpg.Pool, config: AccessConfig | None = None
-    ) -> None:  # noqa: E501
+    ) -> None:
         self.config = config or AccessConfig()
         self.codec = TokenCodec(
             jwt_secret(settings),

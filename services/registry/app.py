@@ -47,13 +47,13 @@ def create_app(access: Access, resolver: Resolver, blobs: Blobs, max_body_bytes:
         # podman, docker) only send credentials for the schemes this ping announces, and go on
         # without any when they have none, so public images still pull anonymously.
         if (await access.caller(request)).token is None:
-            raise RegistryError("UNAUTHORIZED", {"reason": "log in with any username and a token"})  # noqa: E501
+            raise RegistryError("UNAUTHORIZED", {"reason": "log in with any username and a token"})
         return JSONResponse({}, headers=API_VERSION_HEADER)
 
     @app.get("/v2/_catalog")
     async def catalog(
         request: Request, n: Int64 | None = None, last: str | None = None
-    ) -> JSONResponse:  # noqa: E501
+    ) -> JSONResponse:
         caller = await access.caller(request)
         names = [
             name
@@ -77,7 +77,7 @@ def create_app(access: Access, resolver: Resolver, blobs: Blobs, max_body_bytes:
         if resolved.pinned_digest is not None:
             chosen = next(
                 v for v in variants(resolved.oci_body) if v.digest == resolved.pinned_digest
-            )  # noqa: E501
+            )
         else:
             chosen = negotiate(request.headers.get("accept"), resolved.oci_body)
         headers = {
@@ -117,21 +117,21 @@ def create_app(access: Access, resolver: Resolver, blobs: Blobs, max_body_bytes:
         if request.method == "HEAD":
             return Response(
                 b"", status_code=status, headers=headers, media_type="application/octet-stream"
-            )  # noqa: E501
+            )
         try:
             stream = blobs.stream(digest, start, end)
         except RangeNotSatisfiable as exc:
             raise _range_error(headers) from exc
         return StreamingResponse(
             stream, status_code=status, headers=headers, media_type="application/octet-stream"
-        )  # noqa: E501
+        )
 
     @app.api_route("/v2/{rest:path}", methods=PUSH_METHODS)
     async def push(rest: str) -> Response:
         raise RegistryError(
             "UNSUPPORTED",
             {"reason": "this registry is read-only; images are built from environments"},
-        )  # noqa: E501
+        )
 
     return app
 
@@ -165,7 +165,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int | None, int | None, 
 
 def _paginate(
     items: list[str], n: int | None, last: str | None, path: str
-) -> tuple[list[str], dict[str, Any]]:  # noqa: E501
+) -> tuple[list[str], dict[str, Any]]:
     """The spec's ``n``/``last`` pagination, with a ``Link: <...>; rel="next"`` header."""
     if last:
         items = [item for item in items if item > last]

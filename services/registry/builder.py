@@ -29,6 +29,7 @@ from shared.events import (
     Solved,
     SpecSubmitted,
     new_event,
+    stream_of_build,
 )
 from shared.eventstore import Append, EventStore
 from shared.lockfile import read_lockfile
@@ -144,7 +145,7 @@ class ImageBuilder(Worker):
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])
         failed = ImageFailed(build_id=build_id, reason=f"image build failed: {error}")
-        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(failed, causation=event)])]
 
     async def build_and_push(self, job: ImageJob, store: EventStore) -> BuiltImage:
         """Install, write layers, then reference and upload every blob."""

@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 from shared.artifacts import ArtifactStore
 from shared.bus.consumer import HandlerContext, Worker
-from shared.events import BuildDeleted, EnvironmentDeleted, NamespaceDeleted, RecordedEvent
+from shared.events import (
+    BuildDeleted,
+    EnvironmentDeleted,
+    NamespaceDeleted,
+    RecordedEvent,
+    stream_of_build,
+)
 from shared.eventstore import Append
 from shared.logging import get_logger
 
@@ -56,7 +62,7 @@ class BlobCollector(Worker):
     @staticmethod
     async def _submitted_before(ref: ImageRef, ctx: HandlerContext) -> bool:
         """Only builds from before the deletion go: a re-created environment keeps its new ones."""
-        events = await ctx.store.read_stream(f"build-{ref.build_id}")
+        events = await ctx.store.read_stream(stream_of_build(ref.build_id))
         return not events or events[0].global_position < ctx.event.global_position
 
     async def collect(self, doomed: list[ImageRef]) -> int:

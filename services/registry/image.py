@@ -168,7 +168,7 @@ class ImageWriter:
             entries = prefix_entries(staging, self.image_prefix, package.files)
             jobs.append(
                 self._layer(package.label, entries, package.cache_key, work / f"p{i}.tar.gz")
-            )  # noqa: E501
+            )
         rest = prefix_entries(staging, self.image_prefix, plan.rest)
         jobs.append(self._layer("environment", rest, None, work / "rest.tar.gz"))
         layers = list(await asyncio.gather(*jobs))
@@ -194,7 +194,7 @@ class ImageWriter:
                     f"PATH={prefix}/bin:{DEFAULT_PATH}",
                     f"CONDA_PREFIX={prefix}",
                     "LANG=C.UTF-8",
-                ],  # noqa: E501
+                ],
                 "Cmd": ["/bin/sh"],
                 "WorkingDir": "/",
                 "Labels": {

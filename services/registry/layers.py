@@ -117,7 +117,7 @@ def _tarinfo(entry: Entry) -> tuple[tarfile.TarInfo, BinaryIO | None]:
         return info, None
     info.mode = entry.mode if entry.mode is not None else stat.S_IMODE(st.st_mode)
     info.size = st.st_size
-    return info, open(entry.source, "rb")  # noqa: SIM115 (closed by write_layer)
+    return info, open(entry.source, "rb")  # closed by write_layer
 
 
 def write_layer(entries: Iterable[Entry], out_path: Path, level: int = GZIP_LEVEL) -> LayerBlob:
@@ -126,7 +126,7 @@ def write_layer(entries: Iterable[Entry], out_path: Path, level: int = GZIP_LEVE
         compressed = _HashingWriter(raw)
         with gzip.GzipFile(
             filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=level
-        ) as gz:  # noqa: E501
+        ) as gz:
             plain = _HashingWriter(gz)  # type: ignore[arg-type]
             with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for entry in with_parents(entries):

@@ -111,7 +111,7 @@ def _unowned(staging: Path, owned: set[str]) -> list[str]:
 
 def prefix_entries(
     staging: Path, image_prefix: str, paths: list[str] | tuple[str, ...]
-) -> list[Entry]:  # noqa: E501
+) -> list[Entry]:
     """Layer entries for prefix-relative ``paths``, placed under ``image_prefix``."""
     base = image_prefix.strip("/")
     return [Entry(f"{base}/{p}", source=staging / p) for p in paths]

@@ -14,7 +14,7 @@ from typing import Literal
 
 import asyncpg
 
-from shared.events import NO_IMAGE_REASON, RecordedEvent
+from shared.events import NO_IMAGE_REASON, RecordedEvent, stream_of_build
 from shared.eventstore import EventStore
 
 ImageStatus = Literal["unknown", "pending", "pushed", "failed", "deleted"]
@@ -40,7 +40,7 @@ class BuildImage:
 
 async def build_image(store: EventStore, build_id: int) -> BuildImage:
     """Where one build's image stands, folded from the build's stream."""
-    return fold_image(build_id, await store.read_stream(f"build-{build_id}"))
+    return fold_image(build_id, await store.read_stream(stream_of_build(build_id)))
 
 
 async def current_image(

@@ -51,7 +51,7 @@ def parse_name(name: str) -> RepoName:
     if len(segments) != 2:
         raise RegistryError(
             "NAME_UNKNOWN", {"name": name, "reason": "names are <namespace>/<environment>"}
-        )  # noqa: E501
+        )
     return RepoName(segments[0], segments[1])
 
 
@@ -126,13 +126,13 @@ class Resolver:
             except SpecificationError as exc:
                 raise RegistryError(
                     "NAME_INVALID", {"name": repo.path, "reason": str(exc)}
-                ) from exc  # noqa: E501
+                ) from exc
         env = await repository.environment(self.pool, repo.namespace, repo.environment)
         if env is None:
             raise RegistryError("NAME_UNKNOWN", {"name": repo.path})
         if tag == "latest":
             if env["current_build_id"] is None:
-                raise RegistryError("MANIFEST_UNKNOWN", {"tag": tag, "reason": "no current build"})  # noqa: E501
+                raise RegistryError("MANIFEST_UNKNOWN", {"tag": tag, "reason": "no current build"})
             return int(env["current_build_id"])
         build_id = await repository.build_id_for_key(
             self.pool, repo.namespace, repo.environment, tag

@@ -39,7 +39,7 @@ class BuildWaiter:
         for event_type in WAKING_EVENTS + TAG_EVENTS:
             self._subs.append(
                 await self.nc.subscribe(self.settings.subject(event_type), cb=self._on_msg)
-            )  # noqa: E501
+            )
 
     async def stop(self) -> None:
         for sub in self._subs:

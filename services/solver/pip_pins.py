@@ -20,6 +20,8 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from shared.aio import communicate_or_kill
+
 from .types import LockedPackage, SolveFailed
 
 PYTHON_PLATFORMS = {
@@ -195,10 +197,8 @@ async def pin_pip(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=work
         )
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+            _, err = await communicate_or_kill(proc, timeout_s)
         except TimeoutError as exc:
-            proc.kill()
-            await proc.wait()
             raise SolveFailed(f"pip resolution did not finish within {timeout_s:g} s") from exc
         if proc.returncode != 0:
             raise SolveFailed("pip dependencies could not be resolved:\n" + err.decode().strip())

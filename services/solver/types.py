@@ -12,8 +12,8 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.conda_formats import current_platform
 from shared.events import PackageRef
-from shared.runtime_settings import current_platform
 
 CACHE_FORMAT = 1
 """Bump when the solve procedure changes in a way that makes old cached results wrong."""

@@ -20,8 +20,9 @@ import asyncpg
 import structlog
 
 from shared.artifacts import ArtifactStore
+from shared.artifacts.keys import build_prefix
 from shared.build_path import BUILD_PATH_TOO_LONG, build_path, is_too_long
-from shared.buildlog import BuildLog
+from shared.buildlog import BuildLog, logs_key
 from shared.bus.consumer import HandlerContext, Worker
 from shared.cancellation import build_was_canceled, canceled_in, wait_until_canceled
 from shared.events import (
@@ -32,6 +33,7 @@ from shared.events import (
     Solved,
     SpecSubmitted,
     new_event,
+    stream_of_build,
 )
 from shared.eventstore import NO_STREAM, Append, ConcurrencyError, EventStore
 from shared.logging import get_logger
@@ -53,15 +55,11 @@ log = get_logger(__name__)
 
 
 def lockfile_key(build_id: int) -> str:
-    return f"builds/{build_id}/conda-lock.yml"
+    return build_prefix(build_id) + "conda-lock.yml"
 
 
 def yaml_key(build_id: int) -> str:
-    return f"builds/{build_id}/environment.yaml"
-
-
-def logs_key(build_id: int) -> str:
-    return f"builds/{build_id}/logs.txt"
+    return build_prefix(build_id) + "environment.yaml"
 
 
 def pinned_yaml(name: str, result: SolveResult) -> str:
@@ -117,7 +115,7 @@ class SolverWorker(Worker):
                 await blog.write(PHASE, CANCELED)
                 return []
             outcome = solving.result()
-        return [Append(f"build-{build_id}", [new_event(outcome, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(outcome, causation=event)])]
 
     async def _start(self, store: EventStore, event: RecordedEvent, build_id: int) -> bool:
         """Append ``BuildStarted`` unless the stream has it; False if the build is canceled or
@@ -126,7 +124,7 @@ class SolverWorker(Worker):
         The append expects the version just read, so a cancel that lands in between is seen
         on the next read instead of being followed by a start.
         """
-        stream = f"build-{build_id}"
+        stream = stream_of_build(build_id)
         while True:
             history = await store.read_stream(stream)
             if canceled_in(history) or any(e.type == "BuildFailed" for e in history):
@@ -224,4 +222,4 @@ class SolverWorker(Worker):
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])
         failed = BuildFailed(build_id=build_id, phase=PHASE, reason=error)
-        return [Append(f"build-{build_id}", [new_event(failed, causation=event)])]
+        return [Append(stream_of_build(build_id), [new_event(failed, causation=event)])]

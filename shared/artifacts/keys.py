@@ -69,3 +69,11 @@ def guess_content_type(key: str) -> str:
     if key.endswith((".yaml", ".yml")):
         return "application/yaml"
     return mime or "application/octet-stream"
+
+
+def build_prefix(build_id: int) -> str:
+    """Every file of one build lives under this prefix, whichever service writes it (the
+    solver's lockfile and YAML, the packer's archive, the logs), so the build's deletion can
+    remove what no artifact names (e.g. an upload a crash left behind) without knowing who
+    wrote what."""
+    return f"builds/{build_id}/"

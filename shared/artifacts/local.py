@@ -182,7 +182,7 @@ class LocalArtifactStore:
 
         def open_at() -> tuple[BinaryIO, int]:
             try:
-                handle = open(path, "rb")  # noqa: SIM115 (closed in the finally below)
+                handle = open(path, "rb")  # closed in the finally below
             except _MISSING:
                 raise ArtifactNotFound(key) from None
             size = os.fstat(handle.fileno()).st_size
@@ -212,7 +212,7 @@ class LocalArtifactStore:
 
         def copy() -> None:
             try:
-                src = open(source, "rb")  # noqa: SIM115 (closed by the with below)
+                src = open(source, "rb")  # closed by the with below
             except _MISSING:
                 raise ArtifactNotFound(key) from None
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,7 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir / "nats-server.conf"
         conf.write_text(self.config())
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 (owned by the child)
+        log = open(self.store_dir / "nats-server.log", "ab")  # owned by the child
         self.proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log
         )

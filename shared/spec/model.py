@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from shared.conda_formats import conda_package_name
 from shared.spec.errors import SpecificationError
 
 ALLOWED_CHARACTERS = "A-Za-z0-9-+_@$&?^~.="
@@ -79,16 +80,6 @@ def check_conda_dependency(value: str) -> str:
     if conda_package_name(value) is None:
         raise ValueError(f"Invalid conda package dependency specification {value}")
     return value
-
-
-def conda_package_name(spec: str) -> str | None:
-    """The (normalized) package name of a conda MatchSpec, or None if it does not parse."""
-    import rattler
-
-    try:
-        return rattler.MatchSpec(spec).name.normalized
-    except Exception:  # rattler raises its own exception hierarchy
-        return None
 
 
 def pip_requirement_name(requirement: str) -> str | None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.conda_formats import conda_package_name
 from shared.runtime_settings import ResolvedSettings
 from shared.spec.errors import SpecificationError
 from shared.spec.hashing import specification_sha256
 from shared.spec.model import (
     CondaSpecification,
     CondaSpecificationPip,
-    conda_package_name,
     pip_requirement_name,
 )
 

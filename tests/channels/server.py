@@ -64,7 +64,7 @@ class _ChannelHandler(http.server.SimpleHTTPRequestHandler):
             self._etag = None
         super().end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         self.requested.append(self.path)
 
 

@@ -101,7 +101,7 @@ class LoadBalancer:
         config.write_text(self.config())
         binary = haproxy_binary()
         subprocess.run([binary, "-c", "-q", "-f", str(config)], check=True)
-        log = open(self.workdir / "haproxy.log", "ab")  # noqa: SIM115 (owned by the child)
+        log = open(self.workdir / "haproxy.log", "ab")  # owned by the child
         self.proc = subprocess.Popen(
             [binary, "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
         )

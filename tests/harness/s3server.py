@@ -176,7 +176,7 @@ class S3Server:
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",
         ]
-        log = open(self.workdir / "weed.log", "wb")  # noqa: SIM115 (owned by the child)
+        log = open(self.workdir / "weed.log", "wb")  # owned by the child
         try:
             self._proc = subprocess.Popen(
                 command,
@@ -211,7 +211,7 @@ class S3Server:
             try:
                 client.list_buckets()
                 return
-            except Exception as exc:  # noqa: BLE001 (not up yet: refused, 5xx, reset)
+            except Exception as exc:  # not up yet: refused, 5xx, reset
                 if time.monotonic() > deadline:
                     self.stop()
                     raise TimeoutError(

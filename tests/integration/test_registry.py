@@ -83,7 +83,7 @@ async def serve_registry(
 @pytest.fixture
 async def served(
     stack: Stack, settings: Settings, local_artifact_store: ArtifactStore
-) -> AsyncIterator[Served]:  # noqa: E501
+) -> AsyncIterator[Served]:
     async with serve_registry(stack, settings, local_artifact_store) as s:
         yield s
 
@@ -107,7 +107,7 @@ def lockfiles(tiny_channel, tmp_path_factory) -> dict[str, str]:  # type: ignore
 
 async def build(
     served: Served, namespace: str, name: str, lockfile: str, url: str
-) -> tuple[int, str]:  # noqa: E501
+) -> tuple[int, str]:
     build_id = await submit_packed(
         served.stack.store, served.artifacts, namespace, name, url, ["bar"], lockfile
     )
@@ -118,7 +118,7 @@ async def build(
 
 async def test_skopeo_pulls_by_latest_build_key_and_digest(
     served: Served, lockfiles, tiny_channel, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+) -> None:  # type: ignore[no-untyped-def]
     build_id, digest = await build(served, "default", "tiny", lockfiles["bar"], tiny_channel.url)
     ref = f"docker://{served.host}/default/tiny"
     inspected = await run(*skopeo("inspect", "--tls-verify=false", f"{ref}:latest"))
@@ -144,7 +144,7 @@ async def test_skopeo_pulls_by_latest_build_key_and_digest(
             assert (out / layer["digest"].split(":")[1]).stat().st_size == layer["size"]
 
 
-async def test_distribution_protocol(served: Served, lockfiles, tiny_channel) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+async def test_distribution_protocol(served: Served, lockfiles, tiny_channel) -> None:  # type: ignore[no-untyped-def]
     _, digest = await build(served, "default", "proto", lockfiles["bar"], tiny_channel.url)
     base = served.url
     async with httpx.AsyncClient(base_url=base) as http:
@@ -161,7 +161,7 @@ async def test_distribution_protocol(served: Served, lockfiles, tiny_channel) ->
         assert head.headers["content-type"] == OCI
         body = (
             await http.get("/v2/default/proto/manifests/latest", headers={"Accept": OCI})
-        ).content  # noqa: E501
+        ).content
         assert int(head.headers["content-length"]) == len(body)
         manifest = json.loads(body)
         assert manifest["mediaType"] == OCI
@@ -220,7 +220,7 @@ async def test_distribution_protocol(served: Served, lockfiles, tiny_channel) ->
 
 async def test_private_namespace_needs_a_token(
     served: Served, lockfiles, tiny_channel, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+) -> None:  # type: ignore[no-untyped-def]
     await build(served, "private", "env", lockfiles["hello"], tiny_channel.url)
     ref = f"docker://{served.host}/private/env:latest"
     anonymous = await run(*skopeo("inspect", "--tls-verify=false", ref))
@@ -247,20 +247,20 @@ async def test_private_namespace_needs_a_token(
             f"anyone:{good}",
             ref,
             f"dir:{tmp_path / 'p'}",
-        )  # noqa: E501
+        )
     )
     assert pulled.code == 0, pulled.err
     basic = base64.b64encode(f"x:{good}".encode()).decode()
     async with httpx.AsyncClient(base_url=served.url) as http:
         ok = await http.get(
             "/v2/private/env/tags/list", headers={"Authorization": f"Basic {basic}"}
-        )  # noqa: E501
+        )
         assert ok.status_code == 200
 
 
 async def test_shared_layers_reproducible_digests_and_gc(
     served: Served, lockfiles, tiny_channel
-) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+) -> None:  # type: ignore[no-untyped-def]
     store = served.stack.store
     blobs = Blobs(served.artifacts)
     a_id, a_digest = await build(served, "default", "a", lockfiles["bar"], tiny_channel.url)
@@ -305,7 +305,7 @@ async def test_shared_layers_reproducible_digests_and_gc(
     for name in ("a", "c"):
         await store.append(
             f"env-default-{name}",
-            [new_event(EnvironmentDeleted(namespace="default", environment=name))],  # noqa: E501
+            [new_event(EnvironmentDeleted(namespace="default", environment=name))],
         )
     for _ in range(100):
         if await served.blob_count() == 0:

@@ -34,7 +34,7 @@ async def test_pulled_image_runs_numpy_and_pip_packages_under_runc(
     settings: Settings,
     local_artifact_store,
     realistic_channel,
-    tmp_path: Path,  # type: ignore[no-untyped-def]  # noqa: E501
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     wheels = [
         next(realistic_channel.wheels_dir.glob("tomli-*.whl")),
@@ -57,7 +57,7 @@ async def test_pulled_image_runs_numpy_and_pip_packages_under_runc(
             "numpy",
             realistic_channel.url,
             ["numpy"],
-            lockfile,  # noqa: E501
+            lockfile,
         )
         pushed = await wait_image(stack.store, build_id, timeout=180)
         await stack.projected()
@@ -90,7 +90,7 @@ async def test_on_demand_image_on_first_pull(
     settings: Settings,
     local_artifact_store,
     realistic_channel,
-    tmp_path: Path,  # type: ignore[no-untyped-def]  # noqa: E501
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from services.packer.worker import PackerWorker
     from services.solver.resolve import Resolver

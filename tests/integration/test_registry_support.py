@@ -146,14 +146,14 @@ def skopeo(*args: str) -> list[str]:
 
 async def run_in_runc(
     host: str, image: str, args: list[str], tmp_path: Path, creds: str | None = None
-) -> str:  # noqa: E501
+) -> str:
     """skopeo copy → OCI layout, umoci unpack, runc run; returns stdout."""
     layout = tmp_path / "layout"
     auth = ["--src-creds", creds] if creds else []
     copied = await run(
         *skopeo(
             "copy", "--src-tls-verify=false", *auth, f"docker://{host}/{image}", f"oci:{layout}:img"
-        ),  # noqa: E501
+        ),
         timeout=600,
     )
     assert copied.code == 0, copied.err

@@ -89,6 +89,28 @@ async def artifacts(pool: asyncpg.Pool, build_id: int) -> dict[str, str]:
     return {r["artifact_type"]: r["key"] for r in rows}
 
 
+async def status(pool: asyncpg.Pool, build_id: int) -> str | None:
+    """Only the status, for loops that poll it (a live log ends with its build)."""
+    return await pool.fetchval("SELECT status FROM builds WHERE id = $1", build_id)
+
+
+async def submitted_spec(pool: asyncpg.Pool, specification_id: int) -> Any:
+    """The specification a build was submitted with, as stored (a rebuild submits it again)."""
+    return await pool.fetchval("SELECT spec FROM specifications WHERE id = $1", specification_id)
+
+
+async def ids_of_environment(pool: asyncpg.Pool, environment_id: int) -> list[int]:
+    """Every build of an environment, deleted ones too: their files go with it."""
+    rows = await pool.fetch("SELECT id FROM builds WHERE environment_id = $1", environment_id)
+    return [r["id"] for r in rows]
+
+
+async def ids_in_namespace(pool: asyncpg.Pool, namespace: str) -> list[int]:
+    """Every build in a namespace, deleted ones too: their files go with it."""
+    rows = await pool.fetch("SELECT id FROM builds WHERE namespace = $1", namespace)
+    return [r["id"] for r in rows]
+
+
 async def detail(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
     spec = await pool.fetchrow(
         "SELECT * FROM specifications WHERE id = $1", row["specification_id"]

@@ -26,6 +26,14 @@ async def channels_page(pool: asyncpg.Pool, paging: Paging) -> tuple[list[dict[s
     return data, count
 
 
+async def channel_ids(pool: asyncpg.Pool, names: list[str]) -> dict[str, int]:
+    """Row ids of the named channels (those indexed so far), for conda-store's ``channel_id``."""
+    rows = await pool.fetch(
+        "SELECT name, id FROM conda_channels WHERE name = ANY($1::text[])", names
+    )
+    return {row["name"]: row["id"] for row in rows}
+
+
 BUILD_MATCH = (
     "(EXISTS (SELECT 1 FROM build_packages bp JOIN conda_channels bc ON bc.name = bp.channel"
     " WHERE bc.id = p.channel_id AND bp.manager = 'conda' AND bp.name = p.name"

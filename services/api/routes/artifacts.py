@@ -78,9 +78,7 @@ async def _follow_log(state: ApiState, build_id: int) -> AsyncIterator[bytes]:
         try:
             while True:
                 woken.clear()
-                status = await state.pool.fetchval(
-                    "SELECT status FROM builds WHERE id = $1", build_id
-                )
+                status = await builds.status(state.pool, build_id)
                 lines = await log.read(after_seq=seq)
                 if lines:
                     seq = lines[-1].seq

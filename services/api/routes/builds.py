@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from shared.auth import Permission
 from shared.buildlog import BuildLog
-from shared.events import BuildCanceled, BuildDeleted
+from shared.events import BuildCanceled, BuildDeleted, stream_of_build
 from shared.spec import SpecificationError, validate_specification
 from shared.submission import submit_lockfile, submit_specification
 from shared.wire import Int64
@@ -73,9 +73,7 @@ async def rebuild(
     build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
     row = await _build_for(state, caller, build_id, P.ENVIRONMENT_UPDATE)
-    spec = await state.pool.fetchval(
-        "SELECT spec FROM specifications WHERE id = $1", row["specification_id"]
-    )
+    spec = await builds.submitted_spec(state.pool, row["specification_id"])
     try:
         if row["is_lockfile"]:
             from shared.spec import parse_lockfile_submission
@@ -114,13 +112,13 @@ async def rebuild(
 async def _submitted_lockfile_text(state: ApiState, build_id: int, spec: dict) -> str:
     """The lockfile text the build was submitted with (its first event keeps it), or, for a
     build recorded before texts were kept, its document as JSON."""
-    submitted = (await state.store.read_stream(f"build-{build_id}", 1))[:1]
+    submitted = (await state.store.read_stream(stream_of_build(build_id), 1))[:1]
     text = submitted[0].data.get("lockfile_text") if submitted else None
     return text or json.dumps(spec["lockfile"])
 
 
 async def _wait_build(state: ApiState, build_id: int) -> None:
-    events = await state.store.read_stream(f"build-{build_id}")
+    events = await state.store.read_stream(stream_of_build(build_id))
     await wait_for(state, events)
 
 
@@ -136,7 +134,7 @@ async def delete_build(
     keys = await builds.artifacts(state.pool, build_id)
     await emit(
         state,
-        f"build-{build_id}",
+        stream_of_build(build_id),
         BuildDeleted(build_id=build_id, kept_artifacts=keep),  # type: ignore[arg-type]
         actor=caller.actor,
     )
@@ -152,7 +150,9 @@ async def cancel_build(
     if row["status"] in builds.TERMINAL:
         raise APIError(400, f"cannot cancel build {build_id} since it is {row['status']}")
     message = f"build {build_id} marked as CANCELED due to being canceled from the REST API"
-    await emit(state, f"build-{build_id}", BuildCanceled(build_id=build_id), actor=caller.actor)
+    await emit(
+        state, stream_of_build(build_id), BuildCanceled(build_id=build_id), actor=caller.actor
+    )
     await BuildLog(state.pool, build_id).write("cancel", message)
     return ack(f"build {build_id} canceled")
 

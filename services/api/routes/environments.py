@@ -144,12 +144,7 @@ async def delete_environment(
 ) -> Response:
     caller.require(f"{namespace}/{name}", P.ENVIRONMENT_DELETE)
     env = await _live_environment(state, namespace, name)
-    build_ids = [
-        r["id"]
-        for r in await state.pool.fetch(
-            "SELECT id FROM builds WHERE environment_id = $1", env["id"]
-        )
-    ]
+    build_ids = await builds.ids_of_environment(state.pool, env["id"])
     await emit(
         state,
         stream_of_environment(namespace, name),

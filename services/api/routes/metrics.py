@@ -13,6 +13,7 @@ from shared.bus.relay import POSITION_NAME as RELAY_POSITION
 from shared.eventstore.health import backlog, parked_by_consumer
 
 from ..deps import api_state
+from ..queries import metrics as metrics_queries
 from ..state import ApiState
 
 router = APIRouter()
@@ -39,15 +40,11 @@ async def metrics(state: ApiState = Depends(api_state)) -> Response:
             f"conda_store_disk_total {disk[1]}",
             f"conda_store_disk_usage {disk[2]}",
         ]
-    for r in await state.pool.fetch("SELECT status, count(*) AS n FROM builds GROUP BY status"):
-        lines.append(f"conda_store_build_{r['status'].lower()} {r['n']}")
-    environments = await state.pool.fetchval("SELECT count(*) FROM environments")
-    lines.append(f"conda_store_environments {environments}")
-    queued = await state.pool.fetchval(
-        "SELECT count(*) FROM builds WHERE status IN ('QUEUED', 'BUILDING')"
-    )
-    lines.append(f"conda_store_queue_depth {queued}")
-    storage = await state.pool.fetchval("SELECT coalesce(sum(size), 0) FROM builds")
+    for build_status, n in (await metrics_queries.builds_by_status(state.pool)).items():
+        lines.append(f"conda_store_build_{build_status.lower()} {n}")
+    lines.append(f"conda_store_environments {await metrics_queries.environment_count(state.pool)}")
+    lines.append(f"conda_store_queue_depth {await metrics_queries.queue_depth(state.pool)}")
+    storage = await metrics_queries.build_storage_bytes(state.pool)
     lines.append(f"conda_store_build_storage_bytes {storage}")
     lines += await _bus_health(state)
     return PlainTextResponse("\n".join(lines))

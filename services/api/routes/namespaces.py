@@ -23,7 +23,7 @@ from ..cleanup import delete_builds_files
 from ..commands import emit, stream_of_namespace
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, Paging, ack, ok, paging
-from ..queries import namespaces
+from ..queries import builds, namespaces
 from ..startup import is_live
 from ..state import ApiState
 
@@ -280,10 +280,7 @@ async def delete_namespace(
 ) -> Response:
     caller.require(namespace, P.NAMESPACE_DELETE)
     await _live(state, namespace)
-    build_ids = [
-        r["id"]
-        for r in await state.pool.fetch("SELECT id FROM builds WHERE namespace = $1", namespace)
-    ]
+    build_ids = await builds.ids_in_namespace(state.pool, namespace)
     await emit(
         state,
         stream_of_namespace(namespace),

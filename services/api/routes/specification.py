@@ -10,6 +10,7 @@ from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from shared.auth import Permission
+from shared.events import stream_of_build
 from shared.remote_solve import request_solve
 from shared.spec import (
     MAX_DESCRIPTION_CHARS,
@@ -25,6 +26,7 @@ from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, ok
 from ..names import check_name_length
 from ..queries import namespaces
+from ..queries.packages import channel_ids
 from ..state import ApiState
 from .meta import _default_namespace
 from .namespaces import create_namespace_events
@@ -98,10 +100,7 @@ async def solve_specification(
 async def _with_channel_ids(state: ApiState, packages: list[dict[str, Any]]) -> list[dict]:
     """conda-store's solve rows carry ``channel_id`` and a numeric ``size``."""
     names = sorted({p.get("channel") or "" for p in packages})
-    rows = await state.pool.fetch(
-        "SELECT name, id FROM conda_channels WHERE name = ANY($1::text[])", names
-    )
-    ids = {row["name"]: row["id"] for row in rows}
+    ids = await channel_ids(state.pool, names)
     return [
         {**p, "size": p.get("size") or 0, "channel_id": ids.get(p.get("channel") or "")}
         for p in packages
@@ -146,5 +145,5 @@ async def post_specification(
             )
     except SpecificationError as exc:
         raise APIError(exc.status, exc.message) from exc
-    await wait_for(state, await state.store.read_stream(f"build-{data.build_id}"))
+    await wait_for(state, await state.store.read_stream(stream_of_build(data.build_id)))
     return ok({"build_id": data.build_id})

@@ -8,6 +8,7 @@ the spec (raising SpecificationError for a 400), allocates the build id and appe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from shared.runtime_settings import (
 )
 from shared.spec import (
     CondaSpecification,
+    NormalizedSpec,
     build_key_v2,
     normalize_specification,
     specification_sha256,
@@ -39,6 +41,19 @@ SUBMISSION = "submission"
 """The phase of a build that failed before any worker took it."""
 
 SettingLayers = tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A submission as recorded: its ``SpecSubmitted`` and the log position of the last event
+    written with it, so a caller waits for the read model without reading the stream back."""
+
+    event: SpecSubmitted
+    position: int
+
+    @property
+    def build_id(self) -> int:
+        return self.event.build_id
 
 
 async def settings_layers(
@@ -99,7 +114,7 @@ async def _submit(
     also: AlsoAppend | None = None,
     then: Callable[[SpecSubmitted], Sequence[EventData]] | None = None,
     **fields: Any,
-) -> SpecSubmitted:
+) -> Submitted:
     """Allocate the build id, derive the build key, append ``SpecSubmitted`` to a new stream
     (with ``then``'s events after it there, and ``also``'s appends, in one transaction)."""
     build_id = await store.next_build_id()
@@ -117,10 +132,10 @@ async def _submit(
     events = [new_event(e, actor=actor, correlation_id=stream) for e in payloads]
     extra = list(also(data)) if also else []
     if extra:
-        await store.append_many([Append(stream, events, NO_STREAM), *extra])
+        recorded = await store.append_many([Append(stream, events, NO_STREAM), *extra]) or []
     else:
-        await store.append(stream, events, NO_STREAM)
-    return data
+        recorded = await store.append(stream, events, NO_STREAM)
+    return Submitted(data, max(e.global_position for e in recorded))
 
 
 async def submit_specification(
@@ -133,14 +148,38 @@ async def submit_specification(
     rebuild_of: int | None = None,
     make_image: bool | None = None,
     also: AlsoAppend | None = None,
-) -> SpecSubmitted:
-    """Normalize and submit; returns the appended event's payload (with ``build_id``).
+) -> Submitted:
+    """Normalize and submit; returns what was recorded (with ``build_id``).
 
     ``make_image`` None follows the settings' ``build_artifacts`` (an image pulled on demand
     is always made)."""
     if settings is None:
         settings = await resolved_settings(store.pool, namespace, spec.name)
-    normalized = normalize_specification(spec, settings)
+    return await submit_normalized(
+        store,
+        normalize_specification(spec, settings),
+        namespace,
+        settings,
+        actor=actor,
+        rebuild_of=rebuild_of,
+        make_image=make_image,
+        also=also,
+    )
+
+
+async def submit_normalized(
+    store: EventStore,
+    normalized: NormalizedSpec,
+    namespace: str,
+    settings: ResolvedSettings,
+    *,
+    actor: str | None = None,
+    rebuild_of: int | None = None,
+    make_image: bool | None = None,
+    also: AlsoAppend | None = None,
+) -> Submitted:
+    """Submit a spec normalized already against ``settings`` (a route that refuses bad input
+    before it writes anything, even the namespace, normalizes once and passes it here)."""
     stored = normalized.spec
     return await _submit(
         store,
@@ -169,7 +208,7 @@ async def submit_rejected(
     *,
     actor: str | None = None,
     also: AlsoAppend | None = None,
-) -> SpecSubmitted:
+) -> Submitted:
     """A build that fails at submission with ``reason``: for input no client can be told
     about with a 400 (a watched file), so the failure is where users look, on the build.
 
@@ -196,7 +235,7 @@ async def submit_lockfile(
     *,
     actor: str | None = None,
     settings: ResolvedSettings | None = None,
-) -> SpecSubmitted:
+) -> Submitted:
     """Submit a conda-lock v1 lockfile (a LockfileSpecification); the solver skips solving.
 
     The submitted text goes into the event as a string (a ``jsonb`` document would lose its

@@ -26,6 +26,7 @@ from shared.logging import get_logger
 from shared.runtime_settings import merge_settings
 from shared.spec import SpecificationError
 from shared.submission import (
+    Submitted,
     resolved_settings,
     settings_layers,
     submit_rejected,
@@ -100,7 +101,7 @@ class PathWatcher:
             return None
         return data.build_id
 
-    async def _submit(self, file: WatchedFile, namespace: str, version: int) -> SpecSubmitted:
+    async def _submit(self, file: WatchedFile, namespace: str, version: int) -> Submitted:
         def record(data: SpecSubmitted) -> list[Append]:
             changed = WatchedFileChanged(
                 path=str(file.path), sha256=file.sha256, build_id=data.build_id

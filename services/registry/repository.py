@@ -8,14 +8,15 @@ The registry reads no table of another service and never ``events`` by SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import asyncpg
 
-from shared.events import NO_IMAGE_REASON, RecordedEvent, stream_of_build
+from shared.events import stream_of_build
 from shared.eventstore import EventStore
+from shared.projections.build_state import build_from_stream
+from shared.projections.model import Build
 
 ImageStatus = Literal["unknown", "pending", "pushed", "failed", "deleted"]
 
@@ -40,7 +41,7 @@ class BuildImage:
 
 async def build_image(store: EventStore, build_id: int) -> BuildImage:
     """Where one build's image stands, folded from the build's stream."""
-    return fold_image(build_id, await store.read_stream(stream_of_build(build_id)))
+    return image_of(build_id, build_from_stream(await store.read_stream(stream_of_build(build_id))))
 
 
 async def current_image(
@@ -55,42 +56,23 @@ async def current_image(
     return True, await build_image(store, int(env["current_build_id"]))
 
 
-def fold_image(build_id: int, events: Iterable[RecordedEvent]) -> BuildImage:
-    """Fold the image-relevant events of one build stream (raw data keeps the hot path cheap)."""
-    found = BuildImage(build_id, "unknown")
-    for event in events:
-        kind, data = event.type, event.data
-        if kind == "SpecSubmitted":
-            found = BuildImage(
-                build_id,
-                "pending",
-                data["namespace"],
-                data["environment"],
-                data.get("build_key", ""),
-            )
-            if data.get("make_image") is False:
-                found = _with(found, "failed", reason=NO_IMAGE_REASON)
-        elif kind == "ImagePushed":
-            found = _with(found, "pushed", digest=data["manifest_digest"])
-        elif kind in ("ImageFailed", "BuildFailed") and found.status != "pushed":
-            found = _with(found, "failed", reason=data.get("reason", ""))
-        elif kind == "BuildCanceled" and found.status != "pushed":
-            found = _with(found, "failed", reason=f"build canceled: {data.get('reason', '')}")
-        elif kind == "BuildDeleted":
-            found = _with(found, "deleted")
+def image_of(build_id: int, build: Build | None) -> BuildImage:
+    """The registry's view of a build folded by the read model's own fold (one fold, so the
+    registry and the API never disagree about an image)."""
+    if build is None:
+        return BuildImage(build_id, "unknown")
+    found = BuildImage(build_id, "pending", build.namespace, build.environment, build.build_key)
+    if build.deleted_on is not None:
+        return replace(found, status="deleted")
+    if build.image_status == "PUSHED":
+        return replace(found, status="pushed", digest=build.image_digest or "")
+    if build.image_status in ("FAILED", "SKIPPED"):
+        return replace(found, status="failed", reason=build.image_reason or "")
+    if build.status == "FAILED":
+        return replace(found, status="failed", reason=build.status_info or "")
+    if build.status == "CANCELED":
+        return replace(found, status="failed", reason=f"build canceled: {build.status_info or ''}")
     return found
-
-
-def _with(image: BuildImage, status: ImageStatus, digest: str = "", reason: str = "") -> BuildImage:
-    return BuildImage(
-        image.build_id,
-        status,
-        image.namespace,
-        image.environment,
-        image.build_key,
-        digest or image.digest,
-        reason,
-    )
 
 
 async def environment(pool: asyncpg.Pool, namespace: str, name: str) -> asyncpg.Record | None:

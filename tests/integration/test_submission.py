@@ -16,12 +16,16 @@ SPEC = "name: name1\nchannels: [conda-forge]\ndependencies: [numpy]\n"
 async def test_submission_appends_spec_submitted_with_conda_store_hash(
     event_store: EventStore,
 ) -> None:
-    data = await submit_specification(event_store, parse_specification(SPEC), "default", actor="u")
+    submitted = await submit_specification(
+        event_store, parse_specification(SPEC), "default", actor="u"
+    )
+    data = submitted.event
     assert data.sha256.startswith("bfa61b4d5fe5c836") and data.sha256.endswith("c3438a8")
     assert data.build_key.startswith(f"bfa61b4d-{int(data.scheduled_on.timestamp())}-")
     assert data.build_key.endswith(f"-{data.build_id}-name1")
     assert data.channels == ["https://conda.anaconda.org/conda-forge"]
     [event] = await event_store.read_stream(f"build-{data.build_id}")
+    assert submitted.position == event.global_position  # the caller waits on it, no re-read
     assert event.type == "SpecSubmitted" and event.metadata.actor == "u"
     assert event.metadata.correlation_id == f"build-{data.build_id}"
     again = await submit_specification(event_store, parse_specification(SPEC), "default")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from shared.auth import Permission
 from shared.buildlog import BuildLog
-from shared.events import BuildCanceled, BuildDeleted, stream_of_build
+from shared.events import stream_of_build
 from shared.spec import SpecificationError, validate_specification
 from shared.submission import submit_lockfile, submit_specification
 from shared.wire import Int64
 
+from .. import decisions
 from ..cleanup import delete_build_files
-from ..commands import emit, wait_for
+from ..commands import decide, wait_for_position
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, FastJSON, Paging, ack, ok, paging
 from ..queries import builds
@@ -103,7 +105,7 @@ async def rebuild(
             )
     except SpecificationError as exc:
         raise APIError(exc.status, exc.message) from exc
-    await _wait_build(state, data.build_id)
+    await wait_for_position(state, data.position)
     return FastJSON(
         {"status": "ok", "data": {"build_id": data.build_id}, "message": "rebuild triggered"}
     )
@@ -117,25 +119,18 @@ async def _submitted_lockfile_text(state: ApiState, build_id: int, spec: dict) -
     return text or json.dumps(spec["lockfile"])
 
 
-async def _wait_build(state: ApiState, build_id: int) -> None:
-    events = await state.store.read_stream(stream_of_build(build_id))
-    await wait_for(state, events)
-
-
 @router.delete("/{build_id}/")
 async def delete_build(
     build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
-    row = await _build_for(state, caller, build_id, P.BUILD_DELETE)
-    if row["status"] not in builds.FINISHED:
-        raise APIError(400, "cannot delete build since not finished building")
+    await _build_for(state, caller, build_id, P.BUILD_DELETE)
     settings = await state.runtime_settings()
     keep = [str(k) for k in settings.build_artifacts_kept_on_deletion]
     keys = await builds.artifacts(state.pool, build_id)
-    await emit(
+    await decide(
         state,
         stream_of_build(build_id),
-        BuildDeleted(build_id=build_id, kept_artifacts=keep),  # type: ignore[arg-type]
+        partial(decisions.delete_build, build_id, keep),
         actor=caller.actor,
     )
     await delete_build_files(state, build_id, keys, keep)
@@ -146,12 +141,13 @@ async def delete_build(
 async def cancel_build(
     build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
-    row = await _build_for(state, caller, build_id, P.BUILD_CANCEL)
-    if row["status"] in builds.TERMINAL:
-        raise APIError(400, f"cannot cancel build {build_id} since it is {row['status']}")
+    await _build_for(state, caller, build_id, P.BUILD_CANCEL)
     message = f"build {build_id} marked as CANCELED due to being canceled from the REST API"
-    await emit(
-        state, stream_of_build(build_id), BuildCanceled(build_id=build_id), actor=caller.actor
+    await decide(
+        state,
+        stream_of_build(build_id),
+        partial(decisions.cancel_build, build_id),
+        actor=caller.actor,
     )
     await BuildLog(state.pool, build_id).write("cancel", message)
     return ack(f"build {build_id} canceled")

@@ -10,12 +10,18 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from shared.auth import Permission
-from shared.events import CurrentBuildSet, EnvironmentDeleted, EnvironmentDescriptionSet
+from shared.events import (
+    CurrentBuildSet,
+    EnvironmentDeleted,
+    EnvironmentDescriptionSet,
+    stream_of_build,
+)
 from shared.spec import MAX_DESCRIPTION_CHARS
 from shared.wire import Int64
 
 from ..cleanup import delete_builds_files
 from ..commands import emit, stream_of_environment
+from ..decisions import check_can_become_current
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import DEPRECATED_HEADERS, APIError, FastJSON, Paging, ack, ok, paging
 from ..queries import builds, environments
@@ -107,20 +113,16 @@ async def update_environment(
     state: ApiState = Depends(api_state),
 ) -> Response:
     caller.require(f"{namespace}/{name}", P.ENVIRONMENT_UPDATE)
-    env = await _live_environment(state, namespace, name)
+    await _live_environment(state, namespace, name)
     events: list[Any] = []
     if body.build_id is not None:
-        build = await builds.get(state.pool, body.build_id)
-        if build is None:
-            raise APIError(400, f"build id={body.build_id} does not exist")
-        if build["status"] != "COMPLETED" or build["deleted_on"] is not None:
+        # the build's own stream decides its status; a deletion of its environment or
+        # namespace before this one is recorded elsewhere, and projected before it answered
+        history = await state.store.read_stream(stream_of_build(body.build_id))
+        check_can_become_current(body.build_id, (namespace, name), history)
+        row = await builds.get(state.pool, body.build_id)
+        if row is not None and row["deleted_on"] is not None:
             raise APIError(400, "cannot update environment to build id since not completed")
-        if build["environment_id"] != env["id"]:
-            raise APIError(
-                400,
-                "cannot update environment to build id since specification does not match "
-                "environment name",
-            )
         events.append(
             CurrentBuildSet(namespace=namespace, environment=name, build_id=body.build_id)
         )

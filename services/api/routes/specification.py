@@ -10,7 +10,6 @@ from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from shared.auth import Permission
-from shared.events import stream_of_build
 from shared.remote_solve import request_solve
 from shared.spec import (
     MAX_DESCRIPTION_CHARS,
@@ -19,9 +18,9 @@ from shared.spec import (
     normalize_specification,
     parse_specification,
 )
-from shared.submission import submit_lockfile, submit_specification
+from shared.submission import submit_lockfile, submit_normalized
 
-from ..commands import wait_for
+from ..commands import wait_for_position
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, ok
 from ..names import check_name_length
@@ -137,13 +136,13 @@ async def post_specification(
             )
         else:
             settings = await state.runtime_settings(namespace, spec.name)
-            normalize_specification(spec, settings)  # reject before anything is written
+            normalized = normalize_specification(spec, settings)  # refused: nothing written
             if missing:
                 await create_namespace_events(state, namespace, caller.actor, exist_ok=True)
-            data = await submit_specification(
-                state.store, spec, namespace, actor=caller.actor, settings=settings
+            data = await submit_normalized(
+                state.store, normalized, namespace, settings, actor=caller.actor
             )
     except SpecificationError as exc:
         raise APIError(exc.status, exc.message) from exc
-    await wait_for(state, await state.store.read_stream(stream_of_build(data.build_id)))
+    await wait_for_position(state, data.position)
     return ok({"build_id": data.build_id})

@@ -29,6 +29,7 @@ from .output import (
     humanize_size,
     namespace_row,
     package_row,
+    print_diff,
     print_table,
 )
 from .uri import parse_uri, resolve_build_id
@@ -435,6 +436,34 @@ def create(
     click.echo(str(build_id))
     if wait_:
         builds.wait_for(api, build_id, "build", timeout, interval)
+
+
+@cli.command()
+@click.argument("old_uri", metavar="OLD")
+@click.argument("new_uri", metavar="NEW", required=False)
+@OUTPUT
+@click.pass_context
+def diff(ctx: click.Context, old_uri: str, new_uri: str | None, output: str) -> None:
+    """What changed between two builds: packages added, removed, upgraded, downgraded or
+    rebuilt (conda and pip), and the specification.
+
+    OLD and NEW as for download ('<build-id>', '<namespace>/<name>[:<build-id>]'); with NEW
+    left out, OLD's build is compared with the previous completed build of its environment.
+
+    \b
+    JSON: {"from": {...}, "to": {...}, "counts": {...}, "packages": [{"kind", "manager",
+    "name", "old", "new"}], "specification": {...}}
+    """
+    api = _api(ctx)
+    first = resolve_build_id(api, parse_uri(old_uri))
+    if new_uri is None:
+        data = api.get_data(f"/build/{first}/diff/")
+    else:
+        data = api.get_data(f"/build/{first}/diff/{resolve_build_id(api, parse_uri(new_uri))}/")
+    if output == "json":
+        sys.stdout.write(dumps(data))
+        return
+    print_diff(data)
 
 
 @cli.command()

@@ -111,3 +111,25 @@ def emit(rows: list[dict[str, Any]], output: str, columns: dict[str, str]) -> No
         sys.stdout.write(dumps(rows))
         return
     print_table(list(columns), ([row.get(key) for key in columns.values()] for row in rows))
+
+
+def _pin(pin: dict[str, Any] | None) -> str:
+    if not pin:
+        return ""
+    return " ".join(x for x in (pin["version"], pin["build"]) if x)
+
+
+def print_diff(data: dict[str, Any]) -> None:
+    """A build diff for people: one row per changed package, then the spec's unified diff."""
+    old, new = data["from"], data["to"]
+    title = f"build {old['id']} -> build {new['id']} ({new['namespace']}/{new['environment']})"
+    rows = [
+        (p["kind"], p["manager"], p["name"], _pin(p["old"]), _pin(p["new"]))
+        for p in data["packages"]
+    ]
+    print_table(["Change", "Manager", "Name", "Old", "New"], rows, title=title)
+    counts = ", ".join(f"{n} {kind}" for kind, n in data["counts"].items() if n)
+    stdout_console().print(counts or "no package changed")
+    text = data["specification"]["text"]
+    if text:
+        sys.stdout.write(text)

@@ -23,3 +23,20 @@ def current_platform() -> str:
     import rattler
 
     return str(rattler.Subdir.current())
+
+
+def compare_versions(manager: str, a: str, b: str) -> int:
+    """conda's version order (rattler) for conda packages, PEP 440's for pip; a version one
+    parser refuses is compared as text, so a diff never fails on an odd version string."""
+    try:
+        if manager == "pip":
+            from packaging.version import Version
+
+            left, right = Version(a), Version(b)
+        else:
+            import rattler
+
+            left, right = rattler.Version(a), rattler.Version(b)
+        return (left > right) - (left < right)
+    except Exception:  # each parser raises its own errors
+        return (a > b) - (a < b)

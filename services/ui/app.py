@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from services.ui.client import ApiError
 from services.ui.pages import (
     build,
+    compare,
     create,
     environment,
     home,
@@ -81,7 +82,7 @@ def create_app(
         return render(request, "error.html", status_code=status, error=exc)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (home, login, user, create, environment, build, namespace, setting):
+    for module in (home, login, user, create, environment, build, compare, namespace, setting):
         app.include_router(module.router)
     app.include_router(passthrough_router)
     app.add_middleware(ServerTiming)

@@ -334,6 +334,25 @@ async def test_list_filters_with_more_than_a_page(server: Server) -> None:
     assert bad.code == 2  # click's usage error, before any request
 
 
+async def test_diff_of_two_builds_as_json_and_as_a_table(server: Server) -> None:
+    first = await seed_build(server, "default", "cmp", ["numpy"])
+    second = await seed_build(server, "default", "cmp", ["numpy", "six"])
+    await server.stack.projected()
+    out = await server.cli("diff", str(first), f"default/cmp:{second}", "--output", "json")
+    assert out.code == 0, out.err
+    data = json.loads(out.out)
+    assert (data["from"]["id"], data["to"]["id"]) == (first, second)
+    assert [(p["kind"], p["name"]) for p in data["packages"]] == [("added", "six")]
+    assert data["specification"]["dependencies_added"] == ["six"]
+    previous = json.loads((await server.cli("diff", str(second), "--output", "json")).out)
+    assert previous["from"]["id"] == first and previous["counts"] == data["counts"]
+    table = await server.cli("diff", str(second), str(first))
+    assert table.code == 0 and "removed" in table.out and "six" in table.out
+    assert "1 removed" in table.out and "-- six" in table.out
+    alone = await server.cli("diff", str(first))
+    assert alone.code == 1 and "no earlier completed build" in alone.err
+
+
 async def test_download_every_artifact_and_uri_forms(server: Server, tmp_path: Path) -> None:
     build_id = await seed_build(server, "default", "dl", ["numpy"])
     other = await seed_build(server, "default", "other", ["six"])

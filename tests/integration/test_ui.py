@@ -238,3 +238,43 @@ async def test_failed_image_is_shown_on_the_build_page_and_in_the_api(
     assert "failed" in shown.lower() and dead_base in shown, shown
     assert not await page.query_selector("#docker-ref")  # no pull command for a missing image
     await shot(page, request)
+
+
+async def test_compare_two_builds_from_the_environment_and_build_pages(
+    ui: UiStack, page: Any, request: pytest.FixtureRequest
+) -> None:
+    client = await ui.client("alice")
+    first = await ui.submit(client, "alice", spec_text("cmp", ui.channel, "libfoo"))
+    await ui.stack.wait_build(first)
+    second = await ui.submit(client, "alice", spec_text("cmp", ui.channel, "libfoo", "baz"))
+    await ui.stack.wait_build(second)
+    await ui.stack.projected()
+    await client.aclose()
+
+    await login(page, ui.url)
+    await page.goto(f"{ui.url}/environment/alice/cmp/")
+    # the default: the current build against the one before it
+    assert await page.input_value("#compare-from") == str(first)
+    assert await page.input_value("#compare-to") == str(second)
+    await page.click("#compare-submit")
+    await page.wait_for_url(f"{ui.url}/compare/*")
+    kinds = await page.eval_on_selector_all(
+        "#diff-packages .diff-row", "rows => rows.map(r => [r.dataset.kind, r.dataset.name])"
+    )
+    assert ["added", "baz"] in kinds and all(k != "removed" for k, _ in kinds), kinds
+    assert "+- baz" in (await page.text_content("#spec-diff") or "")
+    await shot(page, request)
+
+    # the build page offers the same, from the build before it; the other way round by keyboard
+    await page.goto(f"{ui.url}/build/{second}/")
+    assert await page.input_value("#compare-from") == str(first)
+    await page.select_option("#compare-from", str(second))
+    await page.select_option("#compare-to", str(first))
+    await page.focus("#compare-submit")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"{ui.url}/compare/?from={second}&to={first}")
+    kinds = await page.eval_on_selector_all(
+        "#diff-packages .diff-row", "rows => rows.map(r => [r.dataset.kind, r.dataset.name])"
+    )
+    assert ["removed", "baz"] in kinds, kinds
+    assert "1 removed" in (await page.text_content("#diff-counts") or "")

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.build_diff import Pin
 from shared.wire import is_row_id
 
 from ..envelopes import Paging, iso
@@ -217,3 +218,24 @@ async def packages_page(
     )
     count = rows[0]["total"] if rows else await pool.fetchval(f"SELECT count(*){base}", *where.args)
     return [package_shape(r) for r in rows], count
+
+
+async def pins(pool: asyncpg.Pool, build_id: int) -> list[Pin]:
+    """The build's resolved packages, conda and pip, in the order the solver listed them."""
+    rows = await pool.fetch(
+        "SELECT manager, name, version, build, channel FROM build_packages WHERE build_id = $1 "
+        "ORDER BY idx",
+        build_id,
+    )
+    return [Pin(r["manager"], r["name"], r["version"], r["build"], r["channel"]) for r in rows]
+
+
+async def previous_build_id(pool: asyncpg.Pool, build_id: int) -> int | None:
+    """The newest completed, live build of the same environment before this one: what a
+    build is compared with by default."""
+    return await pool.fetchval(
+        "SELECT p.id FROM builds b JOIN builds p ON p.environment_id = b.environment_id "
+        "WHERE b.id = $1 AND p.id < b.id AND p.status = 'COMPLETED' AND p.deleted_on IS NULL "
+        "ORDER BY p.id DESC LIMIT 1",
+        build_id,
+    )

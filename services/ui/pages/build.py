@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from services.ui import permissions as P
 from services.ui.client import ApiClient
 from services.ui.deps import api_for, viewer_for
+from services.ui.pages.compare import completed_builds
 from services.ui.render import build_key_of, render
 from shared.wire import Int64
 
@@ -38,6 +39,7 @@ async def build_page(request: Request, build_id: Int64, search: str = "") -> HTM
         environment = (build.get("specification") or {}).get("name") or ""
     arn = f"{namespace}/{environment}"
     artifacts = {a["artifact_type"]: a for a in build.get("build_artifacts") or []}
+    choices = await completed_builds(api, namespace, environment) if namespace else []
     return render(
         request,
         "build.html",
@@ -55,7 +57,14 @@ async def build_page(request: Request, build_id: Int64, search: str = "") -> HTM
         can_update=viewer.can(P.ENVIRONMENT_UPDATE, arn),
         can_delete_build=viewer.can(P.BUILD_DELETE, arn),
         can_cancel=viewer.can(P.BUILD_CANCEL, arn),
+        compare_choices=choices,
+        compare_from=previous_of(choices, build_id),
     )
+
+
+def previous_of(choices: list[dict], build_id: int) -> int | None:
+    """The build a build is compared with by default: the newest completed one before it."""
+    return next((b["id"] for b in choices if b["id"] < build_id), None)
 
 
 async def _find_environment(api: ApiClient, build: dict) -> dict | None:

@@ -11,6 +11,7 @@ from services.ui import permissions as P
 from services.ui.client import segment
 from services.ui.deps import api_for, viewer_for
 from services.ui.guided import spec_to_yaml
+from services.ui.pages.build import previous_of
 from services.ui.render import render
 
 router = APIRouter()
@@ -32,6 +33,7 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         ),
     )
     builds = [b for b in listing.get("data") or [] if b.get("environment_id") == env["id"]]
+    choices = [b for b in builds if b["status"] == "COMPLETED" and not b.get("deleted_on")]
     current, docker = None, None
     if env.get("current_build_id"):
         current = await api.data_or_none(f"/api/v1/build/{env['current_build_id']}/")
@@ -56,4 +58,7 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         can_delete_build=viewer.can(P.BUILD_DELETE, arn),
         can_cancel=viewer.can(P.BUILD_CANCEL, arn),
         can_read_settings=viewer.can(P.SETTING_READ, arn),
+        compare_choices=choices,
+        compare_to=env.get("current_build_id"),
+        compare_from=previous_of(choices, env["current_build_id"] or 0),
     )

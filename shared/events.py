@@ -122,6 +122,12 @@ class SpecSubmitted(EventData):
         description="Whether the registry builds the build's OCI image (the build_artifacts "
         "setting); false leaves the build without one.",
     )
+    virtual_packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Virtual packages the solve assumes beyond the platform's own (name → "
+        "version[=build]; an empty value removes one): the spec's CONDA_OVERRIDE_* variables "
+        'over the conda_virtual_packages setting, e.g. {"__cuda": "12.4"}.',
+    )
     store_policy: StorePolicy = Field(
         default_factory=lambda: StorePolicy(),
         description="How the packer treats the build's directory in the store (the settings "

@@ -22,10 +22,10 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.conda_formats import current_platform
 
@@ -53,6 +53,18 @@ def _uid() -> int | None:
 
 def _gid() -> int | None:
     return os.getgid() if hasattr(os, "getgid") else None
+
+
+def _check_virtual_packages(entries: list[str]) -> list[str]:
+    from shared.spec.virtual_packages import parse_virtual_package  # shared.spec imports us
+
+    for entry in entries:
+        parse_virtual_package(entry)
+    return entries
+
+
+VirtualPackages = Annotated[list[str], AfterValidator(_check_virtual_packages)]
+"""``name=version[=build]`` entries, checked when the setting is changed."""
 
 
 def _global(description: str) -> dict[str, Any]:
@@ -156,6 +168,14 @@ class RuntimeSettings(BaseModel):
         ],
         **_scoped("artifacts a build makes; DOCKER_MANIFEST is its OCI image"),
     )
+    # not a conda-store key (an extension, last so conda-store's order is kept)
+    conda_virtual_packages: VirtualPackages = Field(
+        default_factory=list,
+        **_scoped(
+            "virtual packages the solve assumes beyond the platform's own, e.g. "
+            '["__cuda=12.4"] for CUDA builds; a spec\'s CONDA_OVERRIDE_* variables win'
+        ),
+    )
 
 
 # A merged settings object is simply a complete RuntimeSettings; the alias names the intent.
@@ -206,7 +226,13 @@ def validate_setting_update(level: SettingLevel, body: Mapping[str, Any]) -> dic
                 f"Setting {key} is a global setting and cannot be set within a "
                 "namespace or environment"
             )
-        adapter = pydantic.TypeAdapter(RuntimeSettings.model_fields[key].annotation)
+        field = RuntimeSettings.model_fields[key]
+        annotation = (
+            Annotated.__class_getitem__((field.annotation, *field.metadata))  # type: ignore[attr-defined]
+            if field.metadata
+            else field.annotation
+        )
+        adapter = pydantic.TypeAdapter(annotation)
         try:
             coerced = adapter.validate_python(value)
         except pydantic.ValidationError as exc:

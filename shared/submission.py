@@ -192,6 +192,7 @@ async def submit_normalized(
         conda_dependencies=stored.conda_dependencies(),
         pip_dependencies=stored.pip_dependencies(),
         platforms=list(settings.conda_solve_platforms),
+        virtual_packages=normalized.virtual_packages,
         rebuild_of=rebuild_of,
         make_image=makes_image(settings) if make_image is None else make_image,
         store_policy=store_policy(settings),

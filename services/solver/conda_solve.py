@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,17 +29,40 @@ VIRTUAL_PACKAGES: dict[str, list[tuple[str, str, str]]] = {
 ARCHSPEC = {"64": "x86_64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}
 
 
-def virtual_packages(platform: str) -> list[rattler.GenericVirtualPackage]:
-    """The virtual packages assumed present on ``platform`` (e.g. ``linux-64``)."""
+ONLY_ON = {"__glibc": "linux", "__linux": "linux", "__osx": "osx", "__win": "win", "__unix": ""}
+"""Virtual packages that exist on one OS only ("" for every OS but win); others (``__cuda``,
+``__archspec``, anything custom) apply to every target platform."""
+
+
+def _applies(name: str, os_name: str) -> bool:
+    only = ONLY_ON.get(name)
+    if only is None:
+        return True
+    return os_name != "win" if only == "" else os_name == only
+
+
+def virtual_packages(
+    platform: str, overrides: Mapping[str, str] | None = None
+) -> list[rattler.GenericVirtualPackage]:
+    """The virtual packages assumed present on ``platform`` (e.g. ``linux-64``), with the
+    build's ``overrides`` (name → version[=build], or "" to remove one) applied."""
     os_name, _, arch = platform.partition("-")
-    entries = list(VIRTUAL_PACKAGES.get(os_name, []))
+    entries = {name: (version, build) for name, version, build in VIRTUAL_PACKAGES.get(os_name, [])}
     if arch in ARCHSPEC:
-        entries.append(("__archspec", "1", ARCHSPEC[arch]))
+        entries["__archspec"] = ("1", ARCHSPEC[arch])
+    for name, value in (overrides or {}).items():
+        if not _applies(name, os_name):
+            continue
+        if not value:
+            entries.pop(name, None)
+            continue
+        version, _, build = value.partition("=")
+        entries[name] = (version, build or "0")
     return [
         rattler.GenericVirtualPackage(
             rattler.PackageName(name), rattler.Version(version), rattler.BuildString(build)
         )
-        for name, version, build in entries
+        for name, (version, build) in sorted(entries.items())
     ]
 
 
@@ -138,9 +161,14 @@ class CondaSolver:
         return [record for per_channel in result for record in per_channel]
 
     async def solve(
-        self, names: Sequence[str], platform: str, specs: Sequence[rattler.MatchSpec]
+        self,
+        names: Sequence[str],
+        platform: str,
+        specs: Sequence[rattler.MatchSpec],
+        virtual: Mapping[str, str] | None = None,
     ) -> list[rattler.RepoDataRecord]:
-        """Solve ``specs`` for ``platform``; SolveFailed carries rattler's explanation tree."""
+        """Solve ``specs`` for ``platform`` (with ``virtual`` overrides of the virtual
+        packages); SolveFailed carries rattler's explanation tree."""
         self.solve_count += 1
         try:
             return await rattler.solve(
@@ -148,7 +176,7 @@ class CondaSolver:
                 specs=list(specs),
                 gateway=self.gateway,
                 platforms=subdirs(platform),
-                virtual_packages=virtual_packages(platform),
+                virtual_packages=virtual_packages(platform, virtual),
                 timeout=self.timeout,
             )
         except SolverError as exc:

@@ -46,6 +46,17 @@ def _locked(package: LockedPackage) -> LockedDependency:
     )
 
 
+VIRTUAL_PACKAGES_KEY = "virtual_packages"
+"""``metadata.custom_metadata`` key recording a build's virtual packages (conda-lock keeps
+custom metadata as strings): ``"__cuda=12.4 __glibc=2.35"``, ``name=`` for one removed."""
+
+
+def virtual_packages_metadata(virtual: dict[str, str]) -> dict[str, str] | None:
+    if not virtual:
+        return None
+    return {VIRTUAL_PACKAGES_KEY: " ".join(f"{k}={v}" for k, v in sorted(virtual.items()))}
+
+
 def as_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=4) + "\n"
 
@@ -59,6 +70,7 @@ def render_lockfile(result: SolveResult) -> str:
             channels=[Channel.from_string(c) for c in result.channels],
             platforms=list(result.platforms),
             sources=["environment.yaml"],
+            custom_metadata=virtual_packages_metadata(result.virtual_packages),
         ),
     )
     with tempfile.TemporaryDirectory(prefix="cs-lock-") as tmp:

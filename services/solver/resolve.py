@@ -127,7 +127,9 @@ class Resolver:
         specs = match_specs(request.conda)
         packages: list[LockedPackage] = []
         for platform in request.targets():
-            records = await self.solver.solve(request.channels, platform, specs)
+            records = await self.solver.solve(
+                request.channels, platform, specs, request.virtual_packages
+            )
             conda = [locked_from_record(r, platform) for r in records]
             conda.sort(key=lambda p: p.name)
             pip = await pin_pip(
@@ -139,6 +141,7 @@ class Resolver:
             platforms=request.targets(),
             packages=packages,
             content_hash=key,
+            virtual_packages=dict(request.virtual_packages),
         )
         await self.cache.put(key, request, result)
         return Resolution(result, False, fingerprint)

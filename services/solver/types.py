@@ -27,6 +27,11 @@ class SolveRequest(BaseModel):
     conda: list[str] = Field(default_factory=list)
     pip: list[str] = Field(default_factory=list)
     platforms: list[str] = Field(default_factory=lambda: ["linux-64"])
+    virtual_packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Virtual packages beyond the platform's (name → version[=build], or '' to "
+        "remove one): SpecSubmitted.virtual_packages.",
+    )
     use_cache: bool = Field(default=True, description="False forces a fresh solve.")
 
     def targets(self) -> list[str]:
@@ -36,12 +41,15 @@ class SolveRequest(BaseModel):
     def normalized(self) -> dict[str, object]:
         """Order-insensitive for dependencies (as the spec hash is), order-kept for channels
         (channel priority changes the answer)."""
-        return {
+        normalized: dict[str, object] = {
             "channels": list(dict.fromkeys(c.rstrip("/") for c in self.channels)),
             "conda": sorted(set(self.conda)),
             "pip": sorted(set(self.pip)),
             "platforms": self.targets(),
         }
+        if self.virtual_packages:  # absent when unused: earlier cache keys stay valid
+            normalized["virtual_packages"] = dict(sorted(self.virtual_packages.items()))
+        return normalized
 
     def cache_key(self, fingerprint: str, pip_config: dict[str, object]) -> str:
         """Key of a solve: the normalized request, the repodata fingerprint and pip config."""
@@ -75,6 +83,9 @@ class SolveResult(BaseModel):
     platforms: list[str]
     packages: list[LockedPackage]
     content_hash: str = ""
+    virtual_packages: dict[str, str] = Field(
+        default_factory=dict, description="The request's, recorded in the lockfile."
+    )
 
     def for_platform(self, platform: str) -> list[LockedPackage]:
         return [p for p in self.packages if p.platform == platform]

@@ -194,13 +194,16 @@ class SolverWorker(Worker):
             conda=spec.conda_dependencies,
             pip=spec.pip_dependencies,
             platforms=spec.platforms,
+            virtual_packages=spec.virtual_packages,
         )
+        virtual = [f"{k}={v}" if v else f"{k} (removed)" for k, v in spec.virtual_packages.items()]
         await blog.write(
             PHASE,
             "channels: " + ", ".join(request.channels),
             "platforms: " + ", ".join(request.targets()),
             "conda dependencies: " + ", ".join(request.conda),
             *(["pip dependencies: " + ", ".join(request.pip)] if request.pip else []),
+            *(["virtual packages: " + ", ".join(virtual)] if virtual else []),
         )
         resolution = await self.resolver.resolve(request)
         if resolution.cache_hit:

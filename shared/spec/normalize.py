@@ -9,7 +9,7 @@ no longer applies. Error messages are conda-store's, including its literal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.conda_formats import conda_package_name
 from shared.runtime_settings import ResolvedSettings
@@ -21,6 +21,8 @@ from shared.spec.model import (
     pip_requirement_name,
 )
 
+from .virtual_packages import virtual_package_overrides
+
 
 @dataclass(frozen=True)
 class NormalizedSpec:
@@ -28,11 +30,13 @@ class NormalizedSpec:
 
     ``spec`` is what is stored and hashed: channel names as the user (or the defaults) wrote
     them. ``channel_urls`` are the same channels resolved against ``conda_channel_alias``, in
-    order, for the solver.
+    order, for the solver. ``virtual_packages``: what the solve assumes beyond the platform's
+    own virtual packages (see :mod:`shared.spec.virtual_packages`).
     """
 
     spec: CondaSpecification
     channel_urls: list[str]
+    virtual_packages: dict[str, str] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -137,4 +141,5 @@ def normalize_specification(spec: CondaSpecification, settings: ResolvedSettings
     channel_urls = _apply_channels(result, settings)
     _apply_pypi(result, settings)
     _apply_conda(result, settings)
-    return NormalizedSpec(spec=result, channel_urls=channel_urls)
+    virtual = virtual_package_overrides(settings.conda_virtual_packages, result.variables)
+    return NormalizedSpec(spec=result, channel_urls=channel_urls, virtual_packages=virtual)

@@ -65,7 +65,8 @@ DEVIATIONS = {
     "build-archive": "404 until an archive exists; conda-store redirects to a missing file",
 }
 MESSAGE_VARIES = {"setting-put-bad-type"}  # pydantic's text carries its version in a URL
-EXTENSION_KEYS = {"build_key", "deleted_on", "image"}  # our additions; clients ignore them
+# our additions; clients ignore them
+EXTENSION_KEYS = {"build_key", "deleted_on", "image", "conda_virtual_packages"}
 
 
 def shape_diff(ours: Any, theirs: Any, path: str = "$") -> list[str]:

@@ -12,8 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rattler
@@ -30,10 +31,12 @@ from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
 from shared.events import RecordedEvent, stream_of_channel
 from shared.eventstore import EventStore
+from shared.runtime_settings import RuntimeSettings
 from shared.settings import Settings
-from shared.spec import parse_lockfile_submission, parse_specification
+from shared.spec import SpecificationError, parse_lockfile_submission, parse_specification
 from shared.submission import submit_lockfile, submit_specification
-from tests.channels.server import ServedChannel
+from tests.channels.condapkg import PackageMeta, build_package, index_channel
+from tests.channels.server import ChannelServer, ServedChannel
 from tests.harness.fixtures_stack import Stack
 
 OUTCOMES = ("Solved", "BuildFailed")
@@ -374,3 +377,73 @@ async def test_solve_cache_entries_unused_past_the_max_age_are_pruned(
     hits = [(await wait_outcome(event_store, b)).data["cache_hit"] for b in again]
     assert sorted(hits) == [False, True]
     assert solver.resolver.solver.solve_count == 3
+
+
+@pytest.fixture(scope="module")
+def gpu_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedChannel]:
+    """``gpu-lib`` 1.0 twice: a CUDA build (``__cuda >=12``, higher build number, so preferred
+    where CUDA is there) and a CPU one, as conda-forge publishes such packages."""
+    root = tmp_path_factory.mktemp("gpu-channel")
+    staging = root / "staging"
+    for meta in (
+        PackageMeta("gpu-lib", "1.0", "cuda12_1", build_number=1, depends=["__cuda >=12"]),
+        PackageMeta("gpu-lib", "1.0", "cpu_0", build_number=0),
+    ):
+        build_package(meta, staging, root / "channel")
+    (root / "channel" / "noarch").mkdir(exist_ok=True)
+    index_channel(root / "channel")
+    with ChannelServer(root / "channel") as server:
+        yield ServedChannel(root / "channel", server.url, server)
+
+
+def gpu_spec(channel: str, variables: dict[str, str] | None = None) -> str:
+    doc: dict[str, Any] = {"name": "gpu", "channels": [channel], "dependencies": ["gpu-lib"]}
+    if variables is not None:
+        doc["variables"] = variables
+    return yaml.safe_dump(doc)
+
+
+async def test_cuda_builds_follow_the_override_variable_and_the_setting(
+    solver: Running, event_store: EventStore, gpu_channel: ServedChannel, tmp_path: Path
+) -> None:
+    async def solved_build(text: str, settings: RuntimeSettings | None = None) -> str:
+        submitted = await submit_specification(
+            event_store, parse_specification(text), "default", settings=settings
+        )
+        outcome = await wait_outcome(event_store, submitted.build_id)
+        assert outcome.type == "Solved", outcome.data
+        [pkg] = outcome.data["packages"]
+        return pkg["build"]
+
+    # no CUDA on a machine-independent solve: the CPU build
+    assert await solved_build(gpu_spec(gpu_channel.url)) == "cpu_0"
+    # conda's override variable in the spec: the CUDA build, recorded in the lockfile
+    cuda = await submit_specification(
+        event_store,
+        parse_specification(gpu_spec(gpu_channel.url, {"CONDA_OVERRIDE_CUDA": "12.4"})),
+        "default",
+    )
+    assert cuda.event.virtual_packages == {"__cuda": "12.4"}
+    outcome = await wait_outcome(event_store, cuda.build_id)
+    assert [p["build"] for p in outcome.data["packages"]] == ["cuda12_1"]
+    path = await lockfile_on_disk(solver.worker.artifacts, cuda.build_id, tmp_path)
+    document = json.loads(path.read_text())
+    assert document["metadata"]["custom_metadata"] == {"virtual_packages": "__cuda=12.4"}
+    check_lockfile_readers(path)
+    assert "virtual packages: __cuda=12.4" in await BuildLog(event_store.pool, cuda.build_id).text()
+    # too old a CUDA for the CUDA build's constraint: the CPU build again
+    old = gpu_spec(gpu_channel.url, {"CONDA_OVERRIDE_CUDA": "11.8"})
+    assert await solved_build(old) == "cpu_0"
+
+    # the setting makes every build of a namespace a CUDA build; a spec can still opt out
+    gpu_settings = RuntimeSettings(conda_virtual_packages=["__cuda=12.4"])
+    assert await solved_build(gpu_spec(gpu_channel.url), gpu_settings) == "cuda12_1"
+    opt_out = gpu_spec(gpu_channel.url, {"CONDA_OVERRIDE_CUDA": ""})
+    assert await solved_build(opt_out, gpu_settings) == "cpu_0"
+
+    with pytest.raises(SpecificationError, match="CONDA_OVERRIDE_CUDA"):
+        await submit_specification(
+            event_store,
+            parse_specification(gpu_spec(gpu_channel.url, {"CONDA_OVERRIDE_CUDA": "12 .4"})),
+            "default",
+        )

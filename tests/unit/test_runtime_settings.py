@@ -52,6 +52,8 @@ RECORDED_DEFAULTS = {
         "CONSTRUCTOR_INSTALLER",
         "DOCKER_MANIFEST",
     ],
+    # an extension (conda-store has no such key), after conda-store's keys
+    "conda_virtual_packages": [],
 }
 
 RECORDED_BAD_TYPE = (

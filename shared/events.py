@@ -228,6 +228,16 @@ def stream_of_build(build_id: int) -> str:
     return f"build-{build_id}"
 
 
+def stream_of_namespace(namespace: str) -> str:
+    """A namespace's own events: creation, deletion, metadata and roles."""
+    return f"namespace-{namespace}"
+
+
+def stream_of_environment(namespace: str, name: str) -> str:
+    """An environment's own events: current build, description, deletion, update checks."""
+    return f"environment-{namespace}/{name}"
+
+
 # --- lifecycle --------------------------------------------------------------------------------
 
 
@@ -291,6 +301,38 @@ class TokenIssued(EventData):
 
 
 # --- operations -------------------------------------------------------------------------------
+
+
+class PackageUpdate(BaseModel):
+    """A package of a build whose channels now have a newer version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    manager: Literal["conda", "pip"] = "conda"
+    name: str
+    version: str = Field(description="The version the build has.")
+    newer: str = Field(description="The version a solve of the same spec gives now.")
+
+
+class UpdateCheckRequested(EventData):
+    """Someone (or the daily schedule) asked whether an environment's current build is out of
+    date; the solver re-solves its spec without building and answers with ``UpdateChecked``."""
+
+    namespace: str
+    environment: str
+    build_id: int
+    reason: Literal["schedule", "request"] = "request"
+
+
+class UpdateChecked(EventData):
+    """What a solve of the build's own spec gives now, against what the build has: the
+    history of these says when an update became available. Nothing is built."""
+
+    namespace: str
+    environment: str
+    build_id: int
+    updates: list[PackageUpdate] = Field(default_factory=list)
+    changed: int = Field(default=0, description="Packages that differ at all (incl. updates).")
+    error: str | None = Field(default=None, description="Why the check could not solve.")
 
 
 class ChannelRecord(BaseModel):

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         "single files), separated by ':' or ','; each file is built into the filesystem "
         "namespace and rebuilt when its content changes.",
     )
+    update_check_interval_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Seconds between two scheduled update checks of an environment's current "
+        "build (a re-solve of its spec, nothing built); 0 turns the schedule off (checks on "
+        "request still run).",
+    )
     watch_interval_s: float = Field(
         default=60.0, gt=0, description="Seconds between two scans of watch_paths."
     )

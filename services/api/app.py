@@ -54,12 +54,14 @@ from .routes import (
     packages,
     specification,
     ui_proxy,
+    updates,
 )
 from .routes import (
     settings as setting_routes,
 )
 from .startup import ensure_namespace
 from .state import ApiState, oauth_from_config
+from .update_schedule import UpdateSchedule
 from .watcher import PathWatcher
 
 VERSION = meta.VERSION
@@ -77,6 +79,14 @@ def _start_watching(
     return asyncio.create_task(
         watcher.run(settings.watch_interval_s, settings.leader_lease_s), name="watch-paths"
     )
+
+
+def _start_schedule(settings: Settings, store: EventStore) -> asyncio.Task[None] | None:
+    """The daily update check (it leads in one process); off with an interval of 0."""
+    if settings.update_check_interval_s <= 0:
+        return None
+    schedule = UpdateSchedule(store, settings.update_check_interval_s)
+    return asyncio.create_task(schedule.run(settings.leader_lease_s), name="update-check")
 
 
 def create_app(
@@ -127,13 +137,20 @@ def create_app(
             signing_key=signing,
             runtime_defaults=dict(runtime_defaults),
         )
-        watching = _start_watching(settings, es, runtime_defaults)
+        background = [
+            task
+            for task in (
+                _start_watching(settings, es, runtime_defaults),
+                _start_schedule(settings, es),
+            )
+            if task is not None
+        ]
         try:
             yield
         finally:
-            if watching is not None:
-                watching.cancel()
-                await asyncio.gather(watching, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await app.state.api.close()
             if own_store:
                 await es.close()
@@ -159,6 +176,7 @@ def create_app(
         auth,
         namespaces,
         environments,
+        updates,
         specification,
         builds,
         diff,

@@ -84,11 +84,3 @@ async def emit_many(state: ApiState, appends: Sequence[Append]) -> list[Recorded
     recorded = await state.store.append_many(appends) or []
     await wait_for(state, recorded)
     return recorded
-
-
-def stream_of_namespace(namespace: str) -> str:
-    return f"namespace-{namespace}"
-
-
-def stream_of_environment(namespace: str, name: str) -> str:
-    return f"environment-{namespace}/{name}"

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.events import NamespaceCreated, RecordedEvent, new_event
+from shared.events import NamespaceCreated, RecordedEvent, new_event, stream_of_namespace
 from shared.eventstore import NO_STREAM, ConcurrencyError, EventStore
 from shared.logging import get_logger
-
-from .commands import stream_of_namespace
 
 log = get_logger(__name__)
 ACTOR = "conda-store-server"

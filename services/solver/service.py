@@ -15,6 +15,7 @@ from shared.service import ServiceContext
 from .cache import SolveCache
 from .remote import serve
 from .resolve import Resolver
+from .updates import UpdateChecker
 from .worker import SolverWorker
 
 log = get_logger(__name__)
@@ -35,8 +36,10 @@ async def main(ctx: ServiceContext) -> None:
         store_root=settings.store_root,
     )
     runner = ConsumerRunner(worker, store, nc, settings, concurrency=4)
+    checks = ConsumerRunner(UpdateChecker(resolver), store, nc, settings, concurrency=1)
     tasks = [
         asyncio.create_task(runner.run(ctx.stop)),
+        asyncio.create_task(checks.run(ctx.stop)),
         asyncio.create_task(serve(nc, resolver, settings, ctx.stop)),
     ]
     if settings.solve_cache_max_age_days > 0:

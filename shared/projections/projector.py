@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -21,6 +22,7 @@ from .channel_index import EVENT_TYPE as CHANNEL_INDEXED
 from .channel_index import apply_channel_index
 from .model import ReadModel
 from .store import create_tables, drop_tables, load_model, write_dirty
+from .update_checks import CHECKED, REQUESTED, apply_update_check
 
 POSITION_NAME = "projector"
 log = get_logger(__name__)
@@ -35,14 +37,24 @@ def apply_or_park(model: ReadModel, event: RecordedEvent) -> tuple[RecordedEvent
     return None
 
 
-async def index_or_park(
+SqlFold = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
+SQL_FOLDS: dict[str, SqlFold] = {
+    CHANNEL_INDEXED: apply_channel_index,
+    REQUESTED: apply_update_check,
+    CHECKED: apply_update_check,
+}
+"""Events folded straight into their own tables with SQL rather than through the in-memory
+model (the package index, the update checks): rows without relations to the rest."""
+
+
+async def sql_fold_or_park(
     conn: asyncpg.Connection, event: RecordedEvent
 ) -> tuple[RecordedEvent, str] | None:
-    """``apply_or_park`` for a ``ChannelIndexed`` (SQL, in a savepoint of the batch's
+    """``apply_or_park`` for an event of ``SQL_FOLDS`` (in a savepoint of the batch's
     transaction, so an unusable one is undone alone); a lost connection still propagates."""
     try:
         async with conn.transaction():
-            await apply_channel_index(conn, event)
+            await SQL_FOLDS[event.type](conn, event)
     except (ValueError, asyncpg.DataError) as exc:
         return _unusable(event, exc)
     return None
@@ -108,9 +120,7 @@ class Projector:
                 async with lease.fenced(self.store) as conn:
                     await write_dirty(conn, self.model, self.model.take_dirty())
                     for event in batch:
-                        if event.type == CHANNEL_INDEXED and (
-                            p := await index_or_park(conn, event)
-                        ):
+                        if event.type in SQL_FOLDS and (p := await sql_fold_or_park(conn, event)):
                             parked.append(p)
                     await self.store.save_position(POSITION_NAME, last, conn)
                     await conn.execute("SELECT pg_notify('cs_projection', $1)", str(last))
@@ -133,8 +143,8 @@ async def rebuild_projections(store: EventStore, batch_size: int = 20000) -> tup
             await drop_tables(conn)
             await create_tables(conn)
             async for event in store.iterate_all(batch_size):
-                if event.type == CHANNEL_INDEXED:
-                    await index_or_park(conn, event)
+                if event.type in SQL_FOLDS:
+                    await sql_fold_or_park(conn, event)
                 else:
                     apply_or_park(model, event)
                 position = event.global_position

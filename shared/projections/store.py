@@ -20,6 +20,7 @@ TABLES = (
     "conda_channels",
     "conda_packages",
     "conda_package_builds",
+    "update_checks",
 )
 PACKAGE_COLUMNS = (
     "manager",

@@ -54,4 +54,5 @@ def settings(tmp_path: Path, database_url: str, nats_server: NatsServer) -> Sett
         nats_url=nats_server.url,
         consumer_ack_wait_s=5.0,
         consumer_max_deliver=3,
+        update_check_interval_s=0,  # tests that want the schedule run it themselves
     )

@@ -19,6 +19,7 @@ from services.api.config import ApiConfig
 from services.packer.linker import StoreLinker
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
+from services.solver.updates import UpdateChecker
 from services.solver.worker import SolverWorker
 from shared.artifacts import artifact_store_from_settings
 from shared.embedded.ports import free_port
@@ -72,9 +73,11 @@ def spec_text(name: str, channel: str, *deps: str) -> str:
 def _workers(settings: Settings, store: EventStore) -> list[Any]:
     """The solver and packer as their services wire them, on the test's database."""
     artifacts = artifact_store_from_settings(settings)
+    resolver = Resolver.from_settings(settings, store.pool)
     return [
         # A short pause before the solve commits, so the browser sees the build running.
-        SolverWorker(Resolver.from_settings(settings, store.pool), artifacts, store.pool, 0.8),
+        SolverWorker(resolver, artifacts, store.pool, 0.8),
+        UpdateChecker(resolver),
         PackerWorker(settings, artifacts, store.pool),
         StoreLinker(settings.store_root, store.pool),
     ]

@@ -34,10 +34,11 @@ RECORDED: dict[str, list[dict[str, Any]]] = json.loads(
     (FIXTURE / "read_model_571be92.json").read_text()
 )["rebuilt"]
 
-ADDED_TABLES: frozenset[str] = frozenset({"conda_package_builds"})
+ADDED_TABLES: frozenset[str] = frozenset({"conda_package_builds", "update_checks"})
 """Read-model tables that 571be92 did not have. ``conda_package_builds`` is folded from
 ``ChannelIndexed``, which 571be92 never wrote (its solver kept channel records in a table of
-its own), so it must come out empty; see test_tables_added_since_hold_only_what_the_log_says."""
+its own), ``update_checks`` from update-check events, which did not exist: both must come out
+empty; see test_tables_added_since_hold_only_what_the_log_says."""
 
 ADDED_COLUMNS: dict[str, frozenset[str]] = {
     # ImagePushed / ImageFailed as a status of the build (571be92 only listed the manifest
@@ -76,6 +77,7 @@ async def replayed(pg_cluster: PostgresCluster) -> AsyncIterator[Replayed]:
 
 async def test_tables_added_since_hold_only_what_the_log_says(replayed: Replayed) -> None:
     assert replayed.tables["conda_package_builds"] == []
+    assert replayed.tables["update_checks"] == []  # folded from events 571be92 never wrote
 
 
 def events_of(build_id: int) -> list[dict[str, Any]]:

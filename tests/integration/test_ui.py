@@ -16,7 +16,13 @@ import pytest
 from services.packer.store import link_of, link_target
 from shared.artifacts import artifact_store_from_settings
 from shared.embedded.ports import free_port
-from shared.events import NamespaceCreated, new_event
+from shared.events import (
+    NamespaceCreated,
+    PackageUpdate,
+    UpdateChecked,
+    new_event,
+    stream_of_environment,
+)
 from tests.harness.browser import follow_build_page
 from tests.harness.fixtures_ui import UiStack, login, shot, spec_text
 
@@ -278,3 +284,49 @@ async def test_compare_two_builds_from_the_environment_and_build_pages(
     )
     assert ["removed", "baz"] in kinds, kinds
     assert "1 removed" in (await page.text_content("#diff-counts") or "")
+
+
+async def test_updates_shown_on_the_environment_page_rebuild_and_check_again(
+    ui: UiStack, page: Any, request: pytest.FixtureRequest
+) -> None:
+    client = await ui.client("alice")
+    first = await ui.submit(client, "alice", spec_text("fresh", ui.channel, "libfoo"))
+    await ui.stack.wait_build(first)
+    await client.aclose()
+    # what the solver records when a channel gains a newer libfoo (test_update_check.py
+    # makes a channel do so; the tiny channel is shared by every test)
+    newer = UpdateChecked(
+        namespace="alice",
+        environment="fresh",
+        build_id=first,
+        updates=[PackageUpdate(name="libfoo", version="1.0", newer="1.1")],
+        changed=1,
+    )
+    await ui.stack.store.append(stream_of_environment("alice", "fresh"), [new_event(newer)])
+    await ui.stack.projected()
+
+    await login(page, ui.url)
+    await page.goto(f"{ui.url}/environment/alice/fresh/")
+    summary = await page.text_content("#updates-summary") or ""
+    assert "1 package has newer versions" in summary
+    rows = await page.eval_on_selector_all(
+        "#update-list .update-row", "rows => rows.map(r => r.textContent)"
+    )
+    assert len(rows) == 1 and "libfoo" in rows[0] and "1.1" in rows[0]
+    await shot(page, request)
+
+    # one click rebuilds; the new build is current and not checked yet
+    await page.click("#rebuild-with-updates")
+    await page.wait_for_url(f"{ui.url}/build/*/")
+    second = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    assert second != first
+    await ui.stack.wait_build(second)
+    await ui.stack.projected()
+    await page.goto(f"{ui.url}/environment/alice/fresh/")
+    assert "Not checked yet" in (await page.text_content("#updates-summary") or "")
+    # "Check now": the solver answers (the tiny channel has nothing newer) and the page follows
+    await page.click("#check-updates")
+    await page.wait_for_function(
+        "document.querySelector('#updates-summary').textContent.includes('Up to date')",
+        timeout=60_000,
+    )

@@ -15,12 +15,13 @@ from shared.events import (
     EnvironmentDeleted,
     EnvironmentDescriptionSet,
     stream_of_build,
+    stream_of_environment,
 )
 from shared.spec import MAX_DESCRIPTION_CHARS
 from shared.wire import Int64
 
 from ..cleanup import delete_builds_files
-from ..commands import emit, stream_of_environment
+from ..commands import emit
 from ..decisions import check_can_become_current
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import DEPRECATED_HEADERS, APIError, FastJSON, Paging, ack, ok, paging

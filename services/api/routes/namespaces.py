@@ -17,10 +17,11 @@ from shared.events import (
     NamespaceMetadataSet,
     NamespaceRoleSet,
     RoleBindingsChanged,
+    stream_of_namespace,
 )
 
 from ..cleanup import delete_builds_files
-from ..commands import emit, stream_of_namespace
+from ..commands import emit
 from ..deps import Caller, api_state, get_caller
 from ..envelopes import APIError, Paging, ack, ok, paging
 from ..queries import builds, namespaces

@@ -39,6 +39,9 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         current = await api.data_or_none(f"/api/v1/build/{env['current_build_id']}/")
     if current and (current.get("image") or {}).get("status") == "PUSHED":
         docker = await api.text_or_none(f"/api/v1/build/{current['id']}/docker/")
+    updates = await api.data_or_none(
+        f"/api/v1/environment/{segment(namespace)}/{segment(name)}/updates/"
+    )
     spec = ((current or {}).get("specification") or {}).get("spec")
     arn = f"{namespace}/{name}"
     return render(
@@ -58,6 +61,7 @@ async def environment_page(request: Request, namespace: str, name: str) -> HTMLR
         can_delete_build=viewer.can(P.BUILD_DELETE, arn),
         can_cancel=viewer.can(P.BUILD_CANCEL, arn),
         can_read_settings=viewer.can(P.SETTING_READ, arn),
+        updates=updates if current and current.get("status") == "COMPLETED" else None,
         compare_choices=choices,
         compare_to=env.get("current_build_id"),
         compare_from=previous_of(choices, env["current_build_id"] or 0),

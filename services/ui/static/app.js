@@ -294,6 +294,17 @@ if (buildsTable && buildsTable.dataset.running) {
   }, 1000);
 }
 
+// Environment page: while an update check runs, wait for the solver's answer.
+const updatesCard = $("#updates");
+if (updatesCard && updatesCard.dataset.pending) {
+  const timer = setInterval(async () => {
+    try {
+      const result = await api("GET", updatesCard.dataset.poll);
+      if (!result.data.pending) { clearInterval(timer); window.location.reload(); }
+    } catch (_) { /* keep the page; try again */ }
+  }, 1000);
+}
+
 // Build page: live status and a log that streams while the build runs.
 const buildLog = $("#build-log");
 if (buildLog) {

@@ -13,7 +13,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.conda_formats import current_platform
-from shared.events import PackageRef
+from shared.events import PackageRef, SpecSubmitted
 
 CACHE_FORMAT = 1
 """Bump when the solve procedure changes in a way that makes old cached results wrong."""
@@ -70,6 +70,17 @@ class LockedPackage(PackageRef):
 
     def ref(self) -> PackageRef:
         return PackageRef(**self.model_dump(exclude={"platform", "depends"}))
+
+
+def request_of(spec: SpecSubmitted) -> SolveRequest:
+    """The solve a submitted build asks for (its build, and any later update check of it)."""
+    return SolveRequest(
+        channels=spec.channels,
+        conda=spec.conda_dependencies,
+        pip=spec.pip_dependencies,
+        platforms=spec.platforms,
+        virtual_packages=spec.virtual_packages,
+    )
 
 
 class SolveResult(BaseModel):

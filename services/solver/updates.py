@@ -30,7 +30,7 @@ from shared.eventstore import Append
 from shared.logging import get_logger
 
 from .resolve import Resolver
-from .types import SolveFailed, SolveRequest
+from .types import SolveFailed, request_of
 
 log = get_logger(__name__)
 
@@ -90,13 +90,7 @@ class UpdateChecker(Worker):
     async def _check(
         self, submitted: SpecSubmitted, solved: Solved, checked: UpdateChecked
     ) -> UpdateChecked:
-        request = SolveRequest(
-            channels=submitted.channels,
-            conda=submitted.conda_dependencies,
-            pip=submitted.pip_dependencies,
-            platforms=submitted.platforms,
-            virtual_packages=submitted.virtual_packages,
-        )
+        request = request_of(submitted)
         try:
             resolution = await self.resolver.resolve(request)
         except SolveFailed as exc:

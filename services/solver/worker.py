@@ -47,7 +47,7 @@ from .lockfile import (
     submitted_lockfile_text,
 )
 from .resolve import Resolver
-from .types import SolveFailed, SolveRequest, SolveResult
+from .types import SolveFailed, SolveResult, request_of
 
 PHASE = "solve"
 CANCELED = "solve stopped: the build was canceled"
@@ -189,13 +189,7 @@ class SolverWorker(Worker):
                 return result_from_lockfile(spec.submitted_lockfile()), False
             except Exception as exc:
                 raise SolveFailed(f"invalid lockfile: {exc}") from exc
-        request = SolveRequest(
-            channels=spec.channels,
-            conda=spec.conda_dependencies,
-            pip=spec.pip_dependencies,
-            platforms=spec.platforms,
-            virtual_packages=spec.virtual_packages,
-        )
+        request = request_of(spec)
         virtual = [f"{k}={v}" if v else f"{k} (removed)" for k, v in spec.virtual_packages.items()]
         await blog.write(
             PHASE,

@@ -390,6 +390,36 @@ class MessageParked(EventData):
     payload: str
 
 
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookRegistered(EventData):
+    """An admin asked for events to be POSTed to ``url`` (stream ``webhooks``).
+
+    No secret is recorded: the dispatcher derives it from the deployment's signing secret and
+    ``webhook_id`` (``shared.webhooks.webhook_secret``), so this event is safe to publish."""
+
+    webhook_id: str
+    url: str
+    event_types: list[str] = Field(default_factory=list, description="Empty: every type.")
+    namespaces: list[str] = Field(
+        default_factory=list, description="Empty: every namespace and deployment-wide events."
+    )
+    description: str = ""
+    timeout_s: float = Field(default=10.0, description="Seconds a receiver has to answer.")
+
+
+class WebhookDeleted(EventData):
+    webhook_id: str
+
+
+class WebhookReplayRequested(EventData):
+    """Deliver again every wanted event after global position ``after``, in order."""
+
+    webhook_id: str
+    after: int = Field(ge=0)
+
+
 # --- envelopes --------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from shared.http_edge import EdgeGuard
 from shared.projections.store import ensure_read_model
 from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
+from shared.webhooks import RetryPolicy
 
 from .config import ApiConfig
 from .envelopes import (
@@ -55,6 +56,7 @@ from .routes import (
     specification,
     ui_proxy,
     updates,
+    webhooks,
 )
 from .routes import (
     settings as setting_routes,
@@ -63,6 +65,7 @@ from .startup import ensure_namespace
 from .state import ApiState, oauth_from_config
 from .update_schedule import UpdateSchedule
 from .watcher import PathWatcher
+from .webhooks.dispatcher import Dispatcher
 
 VERSION = meta.VERSION
 POOL_SIZE = 20
@@ -87,6 +90,19 @@ def _start_schedule(settings: Settings, store: EventStore) -> asyncio.Task[None]
         return None
     schedule = UpdateSchedule(store, settings.update_check_interval_s)
     return asyncio.create_task(schedule.run(settings.leader_lease_s), name="update-check")
+
+
+def _start_webhooks(
+    settings: Settings, config: ApiConfig, store: EventStore
+) -> asyncio.Task[None] | None:
+    """The webhook dispatcher (it leads in one API process; the others stand by)."""
+    if not config.webhooks_enabled:
+        return None
+    policy = RetryPolicy(
+        config.webhook_retry_base_s, config.webhook_retry_cap_s, config.webhook_failing_after
+    )
+    dispatcher = Dispatcher(store, jwt_secret(settings), policy, settings.leader_lease_s)
+    return asyncio.create_task(dispatcher.run(), name="webhooks")
 
 
 def create_app(
@@ -142,6 +158,7 @@ def create_app(
             for task in (
                 _start_watching(settings, es, runtime_defaults),
                 _start_schedule(settings, es),
+                _start_webhooks(settings, config, es),
             )
             if task is not None
         ]
@@ -184,6 +201,7 @@ def create_app(
         setting_routes,
         packages,
         events,
+        webhooks,
         metrics,
         ui_proxy,  # last: every path the API does not answer is a ui page
     ):

@@ -24,6 +24,18 @@ class ApiConfig(AuthConfig):
     enable_ui: bool = Field(
         default=True, description="Serve the ui service's pages at / (conda-store's enable_ui)."
     )
+    webhooks_enabled: bool = Field(
+        default=True, description="Deliver events to registered webhooks (one API replica leads)."
+    )
+    webhook_retry_base_s: float = Field(
+        default=1.0, gt=0, description="Wait after a webhook's first failed delivery (doubled)."
+    )
+    webhook_retry_cap_s: float = Field(
+        default=300.0, gt=0, description="Longest wait between attempts; retried there forever."
+    )
+    webhook_failing_after: int = Field(
+        default=5, ge=1, description="Failures in a row after which a webhook shows as failing."
+    )
     dummy_password: str = "password"
     oauth_provider: Literal["", "generic", "github", "jupyterhub"] = ""
     oauth_client_id: str = ""

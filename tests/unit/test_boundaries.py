@@ -20,8 +20,10 @@ CODE_OWNERS = {
     "projector": ("shared/projections/", "services/projector/"),
     "solver": ("services/solver/",),
     "packer": ("services/packer/",),
+    "webhooks": ("services/api/webhooks/",),
 }
-"""Who each owner is in the code; the event store's code also holds the build log store."""
+"""Who each owner is in the code; the event store's code also holds the build log store, and
+the webhook dispatcher is the API process's package ``services/api/webhooks``."""
 
 PUBLIC_OWNER = "projector"
 """The read model: its tables are the documented queries every service may read."""

@@ -9,6 +9,7 @@ import asyncpg
 from shared.auth import Permission
 from shared.events import RecordedEvent
 from shared.eventstore import EventStore
+from shared.webhooks import STREAM as WEBHOOKS_STREAM
 
 from ..deps import Caller
 
@@ -23,7 +24,12 @@ async def build_arns(pool: asyncpg.Pool, build_ids: set[int]) -> dict[int, str]:
 
 
 def event_arn(event: RecordedEvent, builds: dict[int, str]) -> tuple[str, Permission] | None:
-    """The ARN and permission that make ``event`` readable; None for deployment-wide events."""
+    """The ARN and permission that make ``event`` readable; None for deployment-wide events.
+
+    Webhook registrations are an admin's (``setting::update`` on the global ARN): a
+    receiver's URL may itself be a credential (a chat service's incoming-hook URL)."""
+    if event.stream == WEBHOOKS_STREAM:
+        return "", P.SETTING_UPDATE
     data = event.data
     namespace = data.get("namespace")
     environment = data.get("environment")
@@ -37,6 +43,15 @@ def event_arn(event: RecordedEvent, builds: dict[int, str]) -> tuple[str, Permis
     if event.type == "TokenIssued":
         return data.get("primary_namespace", ""), P.NAMESPACE_ROLE_MAPPING_CREATE
     return None
+
+
+def event_namespace(event: RecordedEvent, builds: dict[int, str]) -> str | None:
+    """The namespace ``event`` concerns, as its readability is decided (None: none, as for a
+    global setting or a webhook's own events); ``builds`` maps build ids to their ARN."""
+    target = event_arn(event, builds)
+    if target is None or not target[0]:
+        return None
+    return target[0].split("/", 1)[0]
 
 
 async def readable_page(

@@ -26,6 +26,7 @@ from services.ui.pages import (
     namespace,
     setting,
     user,
+    webhook,
 )
 from services.ui.passthrough import router as passthrough_router
 from services.ui.render import render
@@ -82,7 +83,18 @@ def create_app(
         return render(request, "error.html", status_code=status, error=exc)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (home, login, user, create, environment, build, compare, namespace, setting):
+    for module in (
+        home,
+        login,
+        user,
+        create,
+        environment,
+        build,
+        compare,
+        namespace,
+        setting,
+        webhook,
+    ):
         app.include_router(module.router)
     app.include_router(passthrough_router)
     app.add_middleware(ServerTiming)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 
 from services.api.app import create_app
 from services.api.config import ApiConfig
-from shared.events import BuildStarted
+from shared.events import BuildStarted, NamespaceCreated, new_event
 from shared.webhooks import SIGNATURE_HEADER, verify
 from tests.fixtures.api import ApiHarness, api_settings, spec_event
 from tests.harness.receiver import Receiver
@@ -29,14 +30,20 @@ FAST_RETRIES = ApiConfig(
 )
 
 
-@pytest.fixture
-async def hooks(stack: Any, settings: Any, tmp_path: Any) -> AsyncIterator[ApiHarness]:
-    """The ``api`` harness with retries quick enough to watch."""
+@asynccontextmanager
+async def gateway(stack: Any, settings: Any, tmp_path: Any) -> AsyncIterator[ApiHarness]:
+    """An API process (and so a dispatcher) with retries quick enough to watch."""
     app = create_app(api_settings(tmp_path, settings), store=stack.store, config=FAST_RETRIES)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield ApiHarness(client, app.state.api, stack.store, stack)
+
+
+@pytest.fixture
+async def hooks(stack: Any, settings: Any, tmp_path: Any) -> AsyncIterator[ApiHarness]:
+    async with gateway(stack, settings, tmp_path) as harness:
+        yield harness
 
 
 @pytest.fixture
@@ -135,6 +142,26 @@ async def test_deliveries_are_signed_in_order_through_failures_and_stalls(
     assert state["status"] == "ok" and state["failures"] == 0
     assert state["delivered"] == 5 and state["last_delivered_position"] == positions[-1]
     assert state["attempts"] > 5 and state["last_delivered_type"] == "NamespaceCreated"
+
+
+async def test_a_dispatcher_that_was_down_resumes_where_it_stopped(
+    stack: Any, settings: Any, tmp_path: Any, receivers: Callable[[], Receiver]
+) -> None:
+    """Events recorded while no API process ran are delivered by the next one, after the
+    ones already delivered, none twice (its position is in Postgres, not in memory)."""
+    receiver = receivers()
+    async with gateway(stack, settings, tmp_path) as first:
+        hook = await register(first, receiver.url, event_types=["NamespaceCreated"])
+        await create_namespaces(first, "d-0", "d-1")
+        await eventually(lambda: len(receiver.accepted) == 2)
+    # no API process, so no dispatcher, while these are recorded
+    for name in ("d-2", "d-3"):
+        await stack.store.append(f"namespace-{name}", [new_event(NamespaceCreated(namespace=name))])
+    async with gateway(stack, settings, tmp_path) as second:
+        await eventually(lambda: len(receiver.accepted) == 4, what="the events of the outage")
+        await asyncio.sleep(0.3)
+        assert [e["data"]["namespace"] for e in bodies(receiver)] == [f"d-{i}" for i in range(4)]
+        assert (await delivery(second, hook["id"]))["delivered"] == 4
 
 
 async def test_filters_by_namespace_including_a_builds_events(

@@ -808,3 +808,30 @@ if (createForm) {
     useGuided();
   }
 }
+
+// Webhooks page: register one, then show its secret once (the API never shows it again).
+const webhookForm = $("#webhook-form");
+if (webhookForm) {
+  const list = (id) => $(id).value.split(/[\s,]+/).filter(Boolean);
+  webhookForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("#webhook-error");
+    error.hidden = true;
+    try {
+      const result = await api("POST", webhookForm.dataset.url, {
+        url: $("#webhook-url").value.trim(),
+        event_types: list("#webhook-types"),
+        namespaces: list("#webhook-namespaces"),
+        description: $("#webhook-description").value,
+      });
+      webhookForm.hidden = true;
+      $("#webhook-secret").textContent = result.data.secret;
+      $("#webhook-secret-box").hidden = false;
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+    }
+  });
+  $("#copy-webhook-secret").addEventListener("click", () => copyText($("#webhook-secret").textContent));
+  $("#webhook-done").addEventListener("click", () => window.location.reload());
+}

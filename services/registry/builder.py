@@ -95,6 +95,7 @@ class ImageJob:
             submitted.build_key,
             solved[-1].lockfile_key,
             submitted.make_image,
+            packed.sbom_key,
         )
 
 

@@ -59,7 +59,9 @@ async def test_environment_lifecycle(api: ApiHarness, tiny_channel: Any) -> None
     assert (await api.stack.wait_build(first))["status"] == "COMPLETED"
     await api.projected()
     arts = (await storage_agrees(api))[first]
-    assert {"LOCKFILE", "YAML", "CONDA_PACK", "LOGS"} <= set(arts)
+    assert {"LOCKFILE", "YAML", "CONDA_PACK", "LOGS", "SBOM"} <= set(arts)
+    sbom = await download(api, f"/api/v1/build/{first}/sbom/", admin)
+    assert sbom.status_code == 200 and "pkg:conda/libfoo@" in sbom.text
     env = (await api.client.get("/api/v1/environment/life/life/", headers=admin)).json()["data"]
     assert env["current_build_id"] == first
 

@@ -19,12 +19,14 @@ def spec_text(channel: str, *deps: str) -> str:
     )
 
 
-async def start_workers(h: ApiHarness) -> None:
+async def start_workers(h: ApiHarness, settings: Any = None) -> None:
+    """The real solver and packer on the API's store; ``settings`` default to the API's."""
     from services.packer.worker import PackerWorker
     from services.solver.resolve import Resolver
     from services.solver.worker import SolverWorker
 
-    settings, arts, pool = h.state.settings, h.state.artifacts, h.store.pool
+    settings = settings or h.state.settings
+    arts, pool = h.state.artifacts, h.store.pool
     await h.stack.run_workers(
         SolverWorker(Resolver.from_settings(settings, pool), arts, pool),
         PackerWorker(settings, arts, pool),

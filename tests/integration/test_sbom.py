@@ -17,25 +17,7 @@ from shared.events import BuildStarted, Packed, Solved
 from shared.settings import Settings
 from tests.channels.server import ServedChannel
 from tests.fixtures.api import ApiHarness, api, packages, spec_event  # noqa: F401
-
-
-async def start_workers(h: ApiHarness, settings: Settings) -> None:
-    from services.packer.worker import PackerWorker
-    from services.solver.resolve import Resolver
-    from services.solver.worker import SolverWorker
-
-    arts, pool = h.state.artifacts, h.store.pool
-    await h.stack.run_workers(
-        SolverWorker(Resolver.from_settings(settings, pool), arts, pool),
-        PackerWorker(settings, arts, pool),
-    )
-
-
-async def download(h: ApiHarness, url: str, headers: dict[str, str]) -> Any:
-    r = await h.client.get(url, headers=headers)
-    if r.status_code != 307:
-        return r
-    return await h.client.get(r.headers["location"])
+from tests.integration.test_api_lifecycle import download, start_workers
 
 
 def lockfile_purls(lockfile: dict[str, Any], platform: str) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ DOWNLOADS = {
     "yaml": ("yaml/", "yaml"),
     "archive": ("archive/", "tar.gz"),
     "logs": ("logs/", "log"),
+    "sbom": ("sbom/", "cdx.json"),  # an extension: the build's CycloneDX SBOM
 }
 
 

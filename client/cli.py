@@ -45,6 +45,7 @@ ARTIFACTS = [
     "DOCKER_BLOB",
     "DOCKER_MANIFEST",
     "CONSTRUCTOR_INSTALLER",
+    "SBOM",
 ]
 OUTPUT = click.option(
     "--output",
@@ -279,7 +280,8 @@ def list_build(
 )
 @click.option(
     "--output-filename",
-    help="Output filename for given download. Default build-{build_id}.{lock|yaml|tar.gz|log}",
+    help="Output filename for given download. Default "
+    "build-{build_id}.{lock|yaml|tar.gz|log|cdx.json}",
 )
 @click.pass_context
 def download(ctx: click.Context, uri: str, artifact: str, output_filename: str | None) -> None:

@@ -25,6 +25,7 @@ ArtifactType = Literal[
     "CONSTRUCTOR_INSTALLER",
     "CONTAINER_REGISTRY",
     "DOCKER_BLOB",
+    "SBOM",
 ]
 
 
@@ -189,6 +190,11 @@ class Packed(EventData):
         default=None,
         description="The complete prefix at <store>/<namespace>/<build key> (the DIRECTORY "
         "artifact); None in events written before the store directory was kept.",
+    )
+    sbom_key: str | None = Field(
+        default=None,
+        description="The build's CycloneDX 1.5 JSON SBOM (the SBOM artifact, also attached to "
+        "its image); None in events written before SBOMs were made.",
     )
 
 

@@ -45,6 +45,8 @@ class BuildArtifactType(str, enum.Enum):  # noqa: UP042 (pydantic names it str-e
     CONSTRUCTOR_INSTALLER = "CONSTRUCTOR_INSTALLER"
     CONTAINER_REGISTRY = "CONTAINER_REGISTRY"
     DOCKER_BLOB = "DOCKER_BLOB"
+    # an extension: the CycloneDX SBOM every completed build gets, like its LOCKFILE
+    SBOM = "SBOM"
 
 
 def _uid() -> int | None:

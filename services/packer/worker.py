@@ -1,4 +1,4 @@
-"""PackerWorker: ``Solved`` → the build's prefix in the store → conda-pack archive → ``Packed``.
+"""PackerWorker: ``Solved`` → the build's prefix in the store → archive and SBOM → ``Packed``.
 
 Status BUILDING already comes from the solver's ``BuildStarted``; the packer appends only the
 outcome. User errors (a package the channel lacks, pip refusing a pin, a build path over 255
@@ -23,6 +23,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from shared.logging import get_logger
 from shared.package_cache import package_cache_dir
 from shared.package_cache import prune as prune_package_cache
 from shared.pip_install import install_pip
+from shared.sbom import SbomSubject
 from shared.settings import Settings
 
 from .archive_cache import ArchiveCache, content_key
@@ -62,6 +64,7 @@ from .install import (
 )
 from .logs import InstallReporter, PackerLog, describe_error
 from .pack import pack_prefix, pack_threads, prefix_size, segment_cache_dir
+from .sbom import upload_sbom
 from .segments import SegmentCache
 from .store import (
     Ownership,
@@ -94,6 +97,8 @@ class _Target:
     submitted: SpecSubmitted
     prefix: Path
     workdir: Path
+    solved_at: datetime
+    """When ``Solved`` was recorded: the SBOM's time, the same on every attempt."""
 
 
 def storage_below_threshold(free: int, threshold: int) -> str | None:
@@ -184,17 +189,18 @@ class PackerWorker(Worker):
         await wait_until_canceled(store, build_id)
         self.cancels.cancel(build_id)
 
-    async def _target(self, solved: Solved, store: EventStore, attempt: int) -> _Target:
-        first = (await store.read_stream(stream_of_build(solved.build_id), 1))[:1]
+    async def _target(self, solved: Solved, ctx: HandlerContext) -> _Target:
+        first = (await ctx.store.read_stream(stream_of_build(solved.build_id), 1))[:1]
         submitted = first[0].payload() if first else None
         if not isinstance(submitted, SpecSubmitted):
             raise LookupError(f"build {solved.build_id} has no SpecSubmitted event")
         prefix = prefix_of_build(self.settings.store_root, submitted)
-        return _Target(submitted, prefix, work_dir(self.settings, solved.build_id, attempt))
+        workdir = work_dir(self.settings, solved.build_id, ctx.attempt)
+        return _Target(submitted, prefix, workdir, ctx.event.recorded_at)
 
     async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
         build_id = solved.build_id
-        target = await self._target(solved, ctx.store, ctx.attempt)
+        target = await self._target(solved, ctx)
         progress = _Progress()
         try:
             await plog.write(
@@ -290,6 +296,8 @@ class PackerWorker(Worker):
         else:
             await plog.write("pack", "no archive: the build_artifacts setting has no CONDA_PACK")
         await self._prune_caches()
+        progress.phase = "upload"
+        sbom = await self._sbom(solved, target, plog)
 
         await asyncio.to_thread(
             mark_complete, prefix, build_id, submitted.namespace, submitted.environment, owner
@@ -312,7 +320,27 @@ class PackerWorker(Worker):
             lockfile_key=solved.lockfile_key,
             make_image=submitted.make_image,
             directory=str(prefix),
+            sbom_key=sbom,
         )
+
+    async def _sbom(self, solved: Solved, target: _Target, plog: PackerLog) -> str:
+        """The build's CycloneDX SBOM, from the solve's packages and the installed prefix."""
+        submitted = target.submitted
+        subject = SbomSubject(
+            submitted.namespace,
+            submitted.environment,
+            solved.build_id,
+            submitted.build_key,
+            target.solved_at,
+        )
+        t0 = time.monotonic()
+        key, size = await upload_sbom(self.artifacts, subject, solved.packages, target.prefix)
+        await plog.write(
+            "upload",
+            f"SBOM of {len(solved.packages)} packages (CycloneDX 1.5): {key},"
+            f" {size} bytes in {time.monotonic() - t0:.2f} s",
+        )
+        return key
 
     async def _archive(
         self,

@@ -1,7 +1,10 @@
 """Image builder worker: ``Packed`` → install the lockfile for ``/opt/conda`` → ``ImagePushed``.
 
 The lockfile is the one the solver recorded for the build (``Solved.lockfile_key``, carried
-by ``Packed`` version 2), so the image holds exactly what the archive holds. Handling is
+by ``Packed`` version 2), so the image holds exactly what the archive holds. The build's SBOM
+(``Packed.sbom_key``) is stored as a blob of the registry and named by the image's
+``org.conda-store.sbom`` label, so ``GET /v2/<ns>/<env>/blobs/<that digest>`` returns it and
+whoever pulls the image can find what is inside. Handling is
 idempotent: a build whose stream has ``ImagePushed`` after its ``Packed`` (or was deleted or
 canceled since) is skipped, and blob uploads skip blobs already stored.
 """
@@ -35,12 +38,13 @@ from shared.eventstore import Append, EventStore
 from shared.lockfile import read_lockfile
 from shared.logging import get_logger
 from shared.package_cache import package_cache_dir
+from shared.sbom import MEDIA_TYPE as SBOM_MEDIA_TYPE
 from shared.settings import Settings
 
 from .blobs import Blobs, ImageRef, blob_key, gc_lock
 from .image import BuiltImage, ImageLabels, ImageWriter, Layer, LayerCache, UpstreamBase
 from .install import IMAGE_PLATFORM, install_for_image, install_pip_for_image
-from .oci import OCI_CONFIG, OCI_MANIFEST
+from .oci import OCI_CONFIG, OCI_MANIFEST, sha256_digest
 from .upstream import ResolvedBaseCache, UpstreamError, UpstreamRegistry, parse_reference
 
 log = get_logger(__name__)
@@ -60,6 +64,7 @@ class ImageJob:
     build_key: str
     lockfile_key: str
     make_image: bool
+    sbom_key: str | None = None
 
     @classmethod
     def of(cls, packed: Packed) -> ImageJob | None:
@@ -72,6 +77,7 @@ class ImageJob:
             packed.build_key,
             packed.lockfile_key,
             packed.make_image,
+            packed.sbom_key,
         )
 
     @classmethod
@@ -89,6 +95,7 @@ class ImageJob:
             submitted.build_key,
             solved[-1].lockfile_key,
             submitted.make_image,
+            packed.sbom_key,
         )
 
 
@@ -162,14 +169,17 @@ class ImageBuilder(Worker):
                     staging, contents.pip, self.image_prefix, self.settings, work
                 )
             writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
+            sbom = await self.artifacts.get_bytes(job.sbom_key) if job.sbom_key else None
             labels = ImageLabels(
                 job.namespace,
                 job.environment,
                 job.build_id,
                 job.build_key,
                 tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
+                sha256_digest(sbom) if sbom is not None else "",
             )
             image = await writer.build(staging, work, labels, await self._upstream_base(work))
+            image.sbom = sbom
             ref = ImageRef(
                 build_id=job.build_id,
                 namespace=job.namespace,
@@ -218,6 +228,8 @@ class ImageBuilder(Worker):
                     raise BlobVanished(f"layer {layer.digest} was removed while building")
                 continue
             uploaded += await self.blobs.put_file(layer.digest, layer.path)
+        if image.sbom is not None:
+            await self.blobs.put_bytes(sha256_digest(image.sbom), image.sbom, SBOM_MEDIA_TYPE)
         await self.blobs.put_bytes(image.config_digest, image.config, OCI_CONFIG)
         # the manifest goes last: once it exists, every blob it names exists too
         await self.blobs.put_bytes(image.digest, image.manifest, OCI_MANIFEST)

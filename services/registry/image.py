@@ -49,6 +49,8 @@ class ImageLabels:
     build_id: int
     build_key: str
     pip_packages: tuple[str, ...] = ()
+    sbom_digest: str = ""
+    """The ``sha256:`` digest of the build's SBOM, a blob of the registry; "" without one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class BuiltImage:
     manifest: bytes
     config: bytes
     layers: list[Layer] = field(default_factory=list)
+    sbom: bytes | None = None
+    """The build's SBOM, stored as a blob beside the layers (the config's label names it)."""
 
     @property
     def digest(self) -> str:
@@ -87,7 +91,9 @@ class BuiltImage:
         return sha256_digest(self.config)
 
     def blob_digests(self) -> list[str]:
-        return [self.config_digest, *(layer.digest for layer in self.layers)]
+        """Every blob the image needs kept: config, layers and the SBOM its label names."""
+        sbom = [sha256_digest(self.sbom)] if self.sbom is not None else []
+        return [self.config_digest, *(layer.digest for layer in self.layers), *sbom]
 
 
 class LayerCache:
@@ -209,6 +215,7 @@ class ImageWriter:
                         if labels.pip_packages
                         else {}
                     ),
+                    **({f"{LABEL_PREFIX}.sbom": labels.sbom_digest} if labels.sbom_digest else {}),
                     "org.opencontainers.image.title": f"{labels.namespace}/{labels.environment}",
                 },
             },

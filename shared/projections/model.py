@@ -271,6 +271,7 @@ class ReadModel:
         self._set_artifact(build, "CONDA_PACK", d["archive_key"])
         self._set_artifact(build, "LOGS", d["logs_key"])
         self._set_artifact(build, "DIRECTORY", d.get("directory"))
+        self._set_artifact(build, "SBOM", d.get("sbom_key"))
         if d.get("packages"):
             self.dirty.packages[build.id] = d["packages"]
         env = self.environments.get((build.namespace, build.environment))

@@ -19,12 +19,14 @@ def spec_text(channel: str, *deps: str) -> str:
     )
 
 
-async def start_workers(h: ApiHarness) -> None:
+async def start_workers(h: ApiHarness, settings: Any = None) -> None:
+    """The real solver and packer on the API's store; ``settings`` default to the API's."""
     from services.packer.worker import PackerWorker
     from services.solver.resolve import Resolver
     from services.solver.worker import SolverWorker
 
-    settings, arts, pool = h.state.settings, h.state.artifacts, h.store.pool
+    settings = settings or h.state.settings
+    arts, pool = h.state.artifacts, h.store.pool
     await h.stack.run_workers(
         SolverWorker(Resolver.from_settings(settings, pool), arts, pool),
         PackerWorker(settings, arts, pool),
@@ -59,7 +61,9 @@ async def test_environment_lifecycle(api: ApiHarness, tiny_channel: Any) -> None
     assert (await api.stack.wait_build(first))["status"] == "COMPLETED"
     await api.projected()
     arts = (await storage_agrees(api))[first]
-    assert {"LOCKFILE", "YAML", "CONDA_PACK", "LOGS"} <= set(arts)
+    assert {"LOCKFILE", "YAML", "CONDA_PACK", "LOGS", "SBOM"} <= set(arts)
+    sbom = await download(api, f"/api/v1/build/{first}/sbom/", admin)
+    assert sbom.status_code == 200 and "pkg:conda/libfoo@" in sbom.text
     env = (await api.client.get("/api/v1/environment/life/life/", headers=admin)).json()["data"]
     assert env["current_build_id"] == first
 

@@ -51,6 +51,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/v1/build/{b}/lockfile/", None, {"environment::read"}),
     ("GET", "/api/v1/build/{b}/conda-lock.yaml", None, {"environment::read"}),
     ("GET", "/api/v1/build/{b}/archive/", None, {"environment::read"}),
+    ("GET", "/api/v1/build/{b}/sbom/", None, {"environment::read"}),
     ("GET", "/api/v1/build/{b}/installer/", None, {"environment::read"}),
     ("GET", "/api/v1/build/{b}/docker/", None, {"environment::read"}),
     ("GET", "/api/v1/setting/{ns}/", None, {"setting::read"}),

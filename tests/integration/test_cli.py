@@ -22,9 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
-from shared.events import BuildStarted, PackageRef, Packed, Solved, new_event
+from shared.events import BuildStarted, PackageRef, Packed, Solved, new_event, utcnow
 from shared.eventstore import EventStore
+from shared.sbom import SbomSubject, build_sbom
 from shared.settings import Settings
 from shared.spec import parse_specification
 from shared.submission import submit_specification
@@ -173,10 +176,16 @@ def _packages(*names: str) -> list[PackageRef]:
 
 
 async def seed_build(
-    server: Server, namespace: str, name: str, deps: list[str], complete: bool = True
+    server: Server,
+    namespace: str,
+    name: str,
+    deps: list[str],
+    complete: bool = True,
+    sbom: bool = True,
 ) -> int:
     """Submit like the API does; when ``complete``, append the solver's and packer's outcomes
-    with artifacts that exist in the API's store."""
+    with artifacts that exist in the API's store (an SBOM of its packages unless ``sbom`` is
+    False, as in builds packed before SBOMs were made)."""
     store: EventStore = server.stack.store
     text = yaml.safe_dump({"name": name, "channels": ["conda-forge"], "dependencies": deps})
     build_id = (await submit_specification(store, parse_specification(text), namespace)).build_id
@@ -189,6 +198,10 @@ async def seed_build(
     await arts.put_bytes(keys["a.tar.gz"], b"\x1f\x8b" + bytes(range(256)) * 8)
     await arts.put_bytes(keys["log.txt"], f"log of build {build_id}\n".encode())
     packages = _packages(*deps)
+    sbom_key = f"seed/{build_id}/sbom.cdx.json" if sbom else None
+    if sbom_key is not None:
+        subject = SbomSubject(namespace, name, build_id, "", utcnow())
+        await arts.put_bytes(sbom_key, build_sbom(subject, packages))
     outcome = [
         BuildStarted(build_id=build_id),
         Solved(
@@ -203,6 +216,7 @@ async def seed_build(
             logs_key=keys["log.txt"],
             size=2050,
             packages=packages,
+            sbom_key=sbom_key,
         ),
     ]
     await store.append(f"build-{build_id}", [new_event(e, actor="seed") for e in outcome])
@@ -363,6 +377,7 @@ async def test_download_every_artifact_and_uri_forms(server: Server, tmp_path: P
         "yaml": (f"build-{build_id}.yaml", f"seed/{build_id}/env.yaml"),
         "archive": (f"build-{build_id}.tar.gz", f"seed/{build_id}/a.tar.gz"),
         "logs": (f"build-{build_id}.log", f"seed/{build_id}/log.txt"),
+        "sbom": (f"build-{build_id}.cdx.json", f"seed/{build_id}/sbom.cdx.json"),
     }
     workdir = tmp_path / "downloads"
     workdir.mkdir()
@@ -388,6 +403,12 @@ async def test_download_every_artifact_and_uri_forms(server: Server, tmp_path: P
     mismatch = await server.cli("download", f"default/dl:{other}")
     assert mismatch.code == 1
     assert f"build {other} does not belong to environment default/dl" in mismatch.err
+    sbom = json.loads((workdir / f"build-{build_id}.cdx.json").read_text())
+    assert [c["name"] for c in sbom["components"]] == ["numpy"]
+    old = await seed_build(server, "default", "old", ["six"], sbom=False)
+    await server.stack.projected()
+    none = await server.cli("download", str(old), "--artifact", "sbom")
+    assert none.code == 1 and f"Build {old} doesn't have an SBOM" in none.err, none.err
     missing = await server.cli("download", "default/nope")
     assert missing.code == 1 and "environment does not exist" in missing.err
     logs = await server.cli("logs", "default/dl")
@@ -547,6 +568,7 @@ async def test_create_wait_run_twice_shebang_and_downloads(
         ("yaml", "yaml"),
         ("archive", "tar.gz"),
         ("logs", "log"),
+        ("sbom", "cdx.json"),
     ):
         out = tmp_path / f"artifact.{suffix}"
         done = await server.cli(
@@ -556,6 +578,9 @@ async def test_create_wait_run_twice_shebang_and_downloads(
         assert out.stat().st_size > 0
     assert "numpy" in (tmp_path / "artifact.yaml").read_text()
     assert "numpy" in (tmp_path / "artifact.lock").read_text()
+    sbom = (tmp_path / "artifact.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(sbom) is None
+    assert any(c["name"] == "numpy" for c in json.loads(sbom)["components"])
     shutil.rmtree(server.cache_dir)
 
 

@@ -8,6 +8,7 @@ real PackerWorker in the in-process stack, except the crash test, which runs the
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -179,6 +180,9 @@ async def test_realistic_build_archive_runs_unpacked_elsewhere(
     assert stream[-1].schema_version == 2 and packed["packages"] == []
     assert (packed["namespace"], packed["environment"]) == (row["namespace"], row["environment"])
     assert packed["lockfile_key"] == solved["lockfile_key"] and packed["make_image"] is True
+    assert keys["SBOM"] == packed["sbom_key"] == f"builds/{build_id}/sbom.cdx.json"
+    sbom = json.loads(await s3_artifact_store.get_bytes(packed["sbom_key"]))
+    assert sbom["specVersion"] == "1.5" and len(sbom["components"]) == len(solved["packages"])
     assert scratch_dirs(s, build_id) == []  # the work directory is scratch
     # the prefix stays in the store as the DIRECTORY artifact: complete, and python runs there
     prefix = await store_prefix(event_store, s, build_id)

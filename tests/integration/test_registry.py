@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,8 +23,9 @@ from shared.artifacts import ArtifactStore
 from shared.auth import AuthenticationToken, encode_token
 from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
-from shared.events import BuildDeleted, EnvironmentDeleted, new_event
+from shared.events import BuildDeleted, EnvironmentDeleted, PackageRef, new_event
 from shared.eventstore import EventStore
+from shared.sbom import SbomSubject, build_sbom
 from shared.settings import Settings
 from tests.harness.fixtures_stack import Stack
 from tests.harness.serving import serve_healthy
@@ -332,3 +335,67 @@ async def test_a_registry_started_before_any_projector_ran_answers_without_a_500
     finally:
         await registry.waiter.stop()
         await nc.close()
+
+
+async def test_the_image_carries_its_sbom_as_a_label_and_a_blob(
+    served: Served, lockfiles, tiny_channel, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """``org.conda-store.sbom`` names the build's SBOM, ``/v2/.../blobs/<digest>`` serves it,
+    rebuilding the image gives the same digest, and deleting the environment frees it."""
+    store = served.stack.store
+    packages = [PackageRef(name="bar", version="1.0", build="h0_0", channel=tiny_channel.url)]
+    subject = SbomSubject("default", "bom", 1, "k", datetime(2024, 1, 1, tzinfo=UTC))
+    document = build_sbom(subject, packages)
+    sbom_digest = "sha256:" + hashlib.sha256(document).hexdigest()
+    build_id = await submit_packed(
+        store, served.artifacts, "default", "bom", tiny_channel.url, ["bar"], lockfiles["bar"],
+        document,
+    )  # fmt: skip
+    digest = (await wait_image(store, build_id)).manifest_digest
+    await served.stack.projected()
+
+    inspected = await run(
+        *skopeo("inspect", "--tls-verify=false", f"docker://{served.host}/default/bom:latest")
+    )
+    assert inspected.code == 0, inspected.err
+    assert inspected.json()["Labels"]["org.conda-store.sbom"] == sbom_digest
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        head = await http.head(f"/v2/default/bom/blobs/{sbom_digest}")
+        assert head.status_code == 200 and int(head.headers["content-length"]) == len(document)
+        blob = await http.get(f"/v2/default/bom/blobs/{sbom_digest}")
+        assert blob.status_code == 200 and blob.content == document
+        assert blob.headers["docker-content-digest"] == sbom_digest
+    copied = await run(
+        *skopeo(
+            "copy", "--src-tls-verify=false", f"docker://{served.host}/default/bom@{digest}",
+            f"dir:{tmp_path / 'pulled'}",
+        )
+    )  # fmt: skip
+    assert copied.code == 0, copied.err
+
+    # an image without an SBOM has no such label
+    await build(served, "default", "plain", lockfiles["bar"], tiny_channel.url)
+    plain = await run(
+        *skopeo("inspect", "--tls-verify=false", f"docker://{served.host}/default/plain:latest")
+    )
+    assert "org.conda-store.sbom" not in plain.json()["Labels"]
+
+    # reproducible: the same build's image, rebuilt from scratch, has the same digest
+    events = await store.read_stream(f"build-{build_id}")
+    packed = next(e.payload() for e in events if e.type == "Packed")
+    job = ImageJob.of(packed)  # type: ignore[arg-type]
+    assert job is not None and job.sbom_key == f"builds/{build_id}/sbom.cdx.json"
+    served.registry.builder.layer_cache.root = served.registry.builder.layer_cache.root / "fresh"
+    again = await served.registry.builder.build_and_push(job, store)
+    assert again.digest == digest
+
+    blobs = Blobs(served.artifacts)
+    await store.append(
+        "env-default-bom",
+        [new_event(EnvironmentDeleted(namespace="default", environment="bom"))],
+    )
+    for _ in range(100):
+        if not await blobs.has(sbom_digest):
+            break
+        await asyncio.sleep(0.1)
+    assert not await blobs.has(sbom_digest)

@@ -95,8 +95,10 @@ async def submit_packed(
     channel_url: str,
     specs: list[str],
     lockfile: str,
+    sbom: bytes | None = None,
 ) -> int:
-    """A build whose solve and pack are faked (events appended), so the builder runs next."""
+    """A build whose solve and pack are faked (events appended), so the builder runs next;
+    with ``sbom``, a version 2 ``Packed`` names it as the packer's does."""
     spec = CondaSpecification(name=name, channels=[channel_url], dependencies=specs)
     submitted = await submit_specification(store, spec, namespace)
     build_id = submitted.build_id
@@ -104,6 +106,18 @@ async def submit_packed(
     await artifacts.put_bytes(key, lockfile.encode())
     solved = Solved(build_id=build_id, lockfile_key=key, yaml_key=key, packages=[])
     packed = Packed(build_id=build_id, archive_key=key, logs_key=key, size=1)
+    if sbom is not None:
+        sbom_key = f"builds/{build_id}/sbom.cdx.json"
+        await artifacts.put_bytes(sbom_key, sbom)
+        packed = packed.model_copy(
+            update={
+                "namespace": namespace,
+                "environment": name,
+                "build_key": submitted.event.build_key,
+                "lockfile_key": key,
+                "sbom_key": sbom_key,
+            }
+        )
     await store.append(f"build-{build_id}", [new_event(solved), new_event(packed)])
     return build_id
 

@@ -8,6 +8,7 @@ Each test saves a screenshot of the page it checks to ``tests/output/screenshots
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,14 @@ async def test_create_by_upload_live_build_page_and_lockfile(
     await download.save_as(saved)
     lockfile = saved.read_text()
     assert "libfoo" in lockfile and "bar" in lockfile
+    async with page.expect_download() as download_info:  # the build's CycloneDX SBOM
+        await page.click("#sbom-link")
+    download = await download_info.value
+    saved = tmp_path / "sbom.cdx.json"
+    await download.save_as(saved)
+    sbom = json.loads(saved.read_text())
+    assert sbom["specVersion"] == "1.5"
+    assert {"bar", "baz", "libfoo"} <= {c["name"] for c in sbom["components"]}
     await shot(page, request)
 
 

@@ -82,8 +82,8 @@ def test_setting_values_are_checked_one_field_at_a_time() -> None:
         "storage_threshold": "Setting storage_threshold is a global setting and cannot be set "
         "within a namespace or environment",
         "build_artifacts": "item 2: Input should be 'DIRECTORY', 'LOCKFILE', 'LOGS', 'YAML', "
-        "'CONDA_PACK', 'DOCKER_MANIFEST', 'CONSTRUCTOR_INSTALLER', 'CONTAINER_REGISTRY' or "
-        "'DOCKER_BLOB'",
+        "'CONDA_PACK', 'DOCKER_MANIFEST', 'CONSTRUCTOR_INSTALLER', 'CONTAINER_REGISTRY', "
+        "'DOCKER_BLOB' or 'SBOM'",
     }
     assert check_setting_values("global", {"storage_threshold": "lots"}) == {
         "storage_threshold": "Input should be a valid integer, unable to parse string as an integer"

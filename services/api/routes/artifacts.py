@@ -1,5 +1,5 @@
-"""Build artifacts: logs (live while building), yaml, lockfile, archive, installer, docker, and
-the signed ``/storage/<key>`` links of the local backend."""
+"""Build artifacts: logs (live while building), yaml, lockfile, archive, SBOM, installer,
+docker, and the signed ``/storage/<key>`` links of the local backend."""
 
 from __future__ import annotations
 
@@ -148,6 +148,19 @@ async def build_archive(
 ) -> Response:
     await readable_build(state, caller, build_id)
     return await artifact_redirect(request, state, build_id, "CONDA_PACK", "an archive")
+
+
+@router.get("/api/v1/build/{build_id}/sbom/")
+async def build_sbom(
+    build_id: Int64,
+    request: Request,
+    caller: Caller = Depends(get_caller),
+    state: ApiState = Depends(api_state),
+) -> Response:
+    """The build's CycloneDX 1.5 JSON SBOM (an extension: conda-store has none); builds that
+    completed before SBOMs were made, and unfinished ones, have none (404)."""
+    await readable_build(state, caller, build_id)
+    return await artifact_redirect(request, state, build_id, "SBOM", "an SBOM")
 
 
 @router.get("/api/v1/build/{build_id}/installer/")

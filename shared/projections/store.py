@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 from typing import Any
 
@@ -61,56 +62,36 @@ async def drop_tables(conn: asyncpg.Connection) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
 
 
+RowClass = type[Namespace] | type[Environment] | type[Specification] | type[Build]
+
+NESTED = frozenset({"artifacts"})
+"""Dataclass fields kept in a table of their own (a build's artifacts: ``build_artifacts``)."""
+
+
+def columns_of(cls: RowClass) -> tuple[str, ...]:
+    """A read-model table's columns: its dataclass's fields, by name (one change adds one)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in NESTED)
+
+
+def row_of(item: Any, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(getattr(item, c) for c in columns)
+
+
+def from_row(cls: RowClass, record: asyncpg.Record) -> Any:
+    return cls(**{c: record[c] for c in columns_of(cls)})
+
+
 async def load_model(conn: asyncpg.Connection) -> ReadModel:
     """The whole read model except package rows, which the fold only ever replaces."""
     model = ReadModel()
     for r in await conn.fetch("SELECT * FROM namespaces"):
-        model.namespaces[r["name"]] = Namespace(
-            r["id"],
-            r["name"],
-            r["created_on"],
-            r["metadata"],
-            r["role_mappings"],
-            r["role_mappings_v2"],
-            r["deleted_on"],
-        )
+        model.namespaces[r["name"]] = from_row(Namespace, r)
     for r in await conn.fetch("SELECT * FROM environments"):
-        model.environments[(r["namespace"], r["name"])] = Environment(
-            r["id"],
-            r["namespace_id"],
-            r["namespace"],
-            r["name"],
-            r["created_on"],
-            r["current_build_id"],
-            r["description"],
-            r["deleted_on"],
-        )
+        model.environments[(r["namespace"], r["name"])] = from_row(Environment, r)
     for r in await conn.fetch("SELECT * FROM specifications"):
-        model.specifications[r["sha256"]] = Specification(
-            r["id"], r["name"], r["spec"], r["sha256"], r["created_on"]
-        )
+        model.specifications[r["sha256"]] = from_row(Specification, r)
     for r in await conn.fetch("SELECT * FROM builds ORDER BY id"):
-        model.add_build(
-            Build(
-                r["id"],
-                r["environment_id"],
-                r["namespace"],
-                r["environment"],
-                r["specification_id"],
-                r["status"],
-                r["scheduled_on"],
-                r["build_key"],
-                r["is_lockfile"],
-                r["status_info"],
-                r["size"],
-                r["started_on"],
-                r["ended_on"],
-                r["deleted_on"],
-                image_status=r["image_status"],
-                image_reason=r["image_reason"],
-                image_digest=r["image_digest"],
-            )
-        )
+        model.add_build(from_row(Build, r))
     for r in await conn.fetch("SELECT * FROM build_artifacts"):
         build = model.builds.get(r["build_id"])
         if build is not None:
@@ -140,47 +121,6 @@ def _upsert(table: str, columns: tuple[str, ...], key: str) -> str:
     )
 
 
-NS_COLS = (
-    "id",
-    "name",
-    "metadata",
-    "role_mappings",
-    "role_mappings_v2",
-    "created_on",
-    "deleted_on",
-)
-ENV_COLS = (
-    "id",
-    "namespace_id",
-    "namespace",
-    "name",
-    "current_build_id",
-    "description",
-    "created_on",
-    "deleted_on",
-)
-SPEC_COLS = ("id", "name", "spec", "sha256", "created_on")
-BUILD_COLS = (
-    "id",
-    "environment_id",
-    "namespace",
-    "environment",
-    "specification_id",
-    "status",
-    "status_info",
-    "size",
-    "build_key",
-    "is_lockfile",
-    "scheduled_on",
-    "started_on",
-    "ended_on",
-    "deleted_on",
-    "image_status",
-    "image_reason",
-    "image_digest",
-)
-
-
 def _package_rows(build_id: int, packages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (
@@ -195,76 +135,27 @@ def _package_rows(build_id: int, packages: list[dict[str, Any]]) -> list[tuple[A
     ]
 
 
+async def _upsert_all(
+    conn: asyncpg.Connection, table: str, cls: RowClass, items: list[Any]
+) -> None:
+    columns = columns_of(cls)
+    await conn.executemany(_upsert(table, columns, "id"), [row_of(i, columns) for i in items])
+
+
 async def write_dirty(conn: asyncpg.Connection, model: ReadModel, dirty: Dirty) -> None:
     """Write every row the fold touched; the caller wraps this in a transaction."""
     if dirty.namespaces:
-        await conn.executemany(
-            _upsert("namespaces", NS_COLS, "id"),
-            [
-                (
-                    n.id,
-                    n.name,
-                    n.metadata,
-                    n.role_mappings,
-                    n.role_mappings_v2,
-                    n.created_on,
-                    n.deleted_on,
-                )
-                for n in (model.namespaces[k] for k in dirty.namespaces)
-            ],
-        )
+        namespaces = [model.namespaces[k] for k in dirty.namespaces]
+        await _upsert_all(conn, "namespaces", Namespace, namespaces)
     if dirty.environments:
-        await conn.executemany(
-            _upsert("environments", ENV_COLS, "id"),
-            [
-                (
-                    e.id,
-                    e.namespace_id,
-                    e.namespace,
-                    e.name,
-                    e.current_build_id,
-                    e.description,
-                    e.created_on,
-                    e.deleted_on,
-                )
-                for e in (model.environments[k] for k in dirty.environments)
-            ],
-        )
+        environments = [model.environments[k] for k in dirty.environments]
+        await _upsert_all(conn, "environments", Environment, environments)
     if dirty.specifications:
-        await conn.executemany(
-            _upsert("specifications", SPEC_COLS, "id"),
-            [
-                (s.id, s.name, s.spec, s.sha256, s.created_on)
-                for s in (model.specifications[k] for k in dirty.specifications)
-            ],
-        )
+        specifications = [model.specifications[k] for k in dirty.specifications]
+        await _upsert_all(conn, "specifications", Specification, specifications)
     if dirty.builds:
         builds = [model.builds[k] for k in sorted(dirty.builds)]
-        await conn.executemany(
-            _upsert("builds", BUILD_COLS, "id"),
-            [
-                (
-                    b.id,
-                    b.environment_id,
-                    b.namespace,
-                    b.environment,
-                    b.specification_id,
-                    b.status,
-                    b.status_info,
-                    b.size,
-                    b.build_key,
-                    b.is_lockfile,
-                    b.scheduled_on,
-                    b.started_on,
-                    b.ended_on,
-                    b.deleted_on,
-                    b.image_status,
-                    b.image_reason,
-                    b.image_digest,
-                )
-                for b in builds
-            ],
-        )
+        await _upsert_all(conn, "builds", Build, builds)
         ids = [b.id for b in builds]
         await conn.execute("DELETE FROM build_artifacts WHERE build_id = ANY($1)", ids)
         await conn.copy_records_to_table(

@@ -4,6 +4,8 @@ are applied in log order, as the projector applies them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from shared.events import (
     BuildCanceled,
     BuildDeleted,
@@ -30,6 +32,8 @@ from shared.events import (
 )
 from shared.eventstore import InMemoryEventStore
 from shared.projections.model import ReadModel
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class World:
@@ -203,3 +207,17 @@ async def test_settings_by_level() -> None:
         "team/e": {"build_artifacts": []},
     }
     assert w.model.take_dirty().settings == {"", "team", "team/e"}
+
+
+def test_table_columns_are_the_dataclass_fields() -> None:
+    """A field added to a read-model dataclass is a column written and read back by name."""
+    from shared.projections.model import Build, Namespace
+    from shared.projections.store import columns_of, row_of
+
+    assert "artifacts" not in columns_of(Build)  # its own table
+    assert {"image_status", "status", "build_key"} <= set(columns_of(Build))
+    assert columns_of(Namespace)[:2] == ("id", "name")
+    ns = Namespace(1, "team", AT, {"a": 1})
+    assert dict(zip(columns_of(Namespace), row_of(ns, columns_of(Namespace)), strict=True))[
+        "metadata"
+    ] == {"a": 1}

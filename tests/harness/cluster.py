@@ -30,6 +30,8 @@ from urllib.parse import urlencode
 
 import asyncpg
 import httpx
+import nats.errors
+import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.auth import AuthenticationToken, encode_token
@@ -359,8 +361,21 @@ class Cluster:
             await conn.close()
         return ids, int(last) - int(position or 0)
 
-    async def streamed_event_ids(self) -> list[str]:
-        """The ``Nats-Msg-Id`` (event id) of every message in the events stream."""
+    async def streamed_event_ids(self, attempts: int = 5) -> list[str]:
+        """The ``Nats-Msg-Id`` (event id) of every message in the events stream.
+
+        Read with a fresh ephemeral consumer; one placed on a node that is still rejoining
+        after a healed fault answers 503 for a moment, so the read starts over."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._read_stream_ids()
+            except (nats.js.errors.ServiceUnavailableError, nats.errors.TimeoutError):
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(2)
+        raise AssertionError("unreachable")
+
+    async def _read_stream_ids(self) -> list[str]:
         settings = self.settings_for_checks()
         nc = await connect_nats(self.nats_url, "cluster-harness")
         try:

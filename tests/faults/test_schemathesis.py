@@ -101,7 +101,7 @@ def test_no_5xx_and_no_connection_error_over_the_openapi_schema(
         f"schemathesis ({caller}): {cases['generated']} cases over "
         f"{result['operations']['tested']} operations in {result['running_time']:.1f}s"
     )
-    summary = result["output"][-4000:]
+    summary = result["output"][-12000:]
     assert result["operations"]["tested"] >= 50, summary
     assert cases["generated"] >= 1000, summary
     assert not result["failures"], summary  # ST101: a response >= 500

@@ -13,8 +13,8 @@ from typing import Any
 
 from shared.events import NewEvent, RecordedEvent, utcnow
 
-from .errors import ConcurrencyError, EventTooLarge
-from .store import MAX_EVENT_BYTES, NO_STREAM, Append, dump_json
+from .errors import ConcurrencyError
+from .store import NO_STREAM, Append, check_sizes
 
 
 class InMemoryEventStore:
@@ -30,10 +30,7 @@ class InMemoryEventStore:
         version = len(self.streams.get(stream, []))
         if expected is not None and expected != version:
             raise ConcurrencyError(stream, expected, version)
-        for event in events:
-            size = len(dump_json(event.row()).encode())
-            if size > MAX_EVENT_BYTES:
-                raise EventTooLarge(event.type, size, MAX_EVENT_BYTES)
+        check_sizes([e.row() for e in events])
         return version
 
     def _record(self, stream: str, events: Sequence[NewEvent]) -> list[RecordedEvent]:

@@ -116,10 +116,7 @@ class EventStore:
         if not events:
             return []
         payload = [e.row() for e in events]
-        for row in payload:
-            size = len(dump_json(row).encode())
-            if size > MAX_EVENT_BYTES:
-                raise EventTooLarge(row["type"], size, MAX_EVENT_BYTES)
+        check_sizes(payload)
         try:
             if conn is None:
                 async with self.pool.acquire() as c:
@@ -267,6 +264,14 @@ class EventStore:
             name,
             position,
         )
+
+
+def check_sizes(rows: Sequence[dict[str, Any]]) -> None:
+    """Refuse an event row over ``MAX_EVENT_BYTES`` before anything is written."""
+    for row in rows:
+        size = len(dump_json(row).encode())
+        if size > MAX_EVENT_BYTES:
+            raise EventTooLarge(row["type"], size, MAX_EVENT_BYTES)
 
 
 def dump_json(value: Any) -> str:

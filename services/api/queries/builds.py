@@ -20,7 +20,6 @@ SORT = {
     "ended_on": "b.ended_on",
 }
 PACKAGE_SORT = {"channel": "p.channel", "name": "p.name"}
-FINISHED = frozenset({"COMPLETED", "FAILED"})
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
 

@@ -32,13 +32,11 @@ def _side(row: Any) -> dict[str, Any]:
     }
 
 
-async def build_diff(state: ApiState, caller: Caller, old_id: int, new_id: int) -> dict[str, Any]:
-    """The diff of two readable builds (of any environments) as the API answers it."""
-    old = await readable_build(state, caller, old_id)
-    new = await readable_build(state, caller, new_id)
+async def build_diff(state: ApiState, old: Any, new: Any) -> dict[str, Any]:
+    """The diff of two builds' rows (of any environments, already checked readable)."""
     diff = diff_builds(
-        await builds.pins(state.pool, old_id),
-        await builds.pins(state.pool, new_id),
+        await builds.pins(state.pool, old["id"]),
+        await builds.pins(state.pool, new["id"]),
         await builds.submitted_spec(state.pool, old["specification_id"]) or {},
         await builds.submitted_spec(state.pool, new["specification_id"]) or {},
         compare_versions,
@@ -53,15 +51,16 @@ async def diff_two(
     caller: Caller = Depends(get_caller),
     state: ApiState = Depends(api_state),
 ) -> Response:
-    return ok(await build_diff(state, caller, build_id, other_id))
+    old = await readable_build(state, caller, build_id)
+    return ok(await build_diff(state, old, await readable_build(state, caller, other_id)))
 
 
 @router.get("/{build_id}/diff/")
 async def diff_previous(
     build_id: Int64, caller: Caller = Depends(get_caller), state: ApiState = Depends(api_state)
 ) -> Response:
-    await readable_build(state, caller, build_id)
+    new = await readable_build(state, caller, build_id)
     previous = await builds.previous_build_id(state.pool, build_id)
     if previous is None:
         raise APIError(404, f"build {build_id} has no earlier completed build to compare with")
-    return ok(await build_diff(state, caller, previous, build_id))
+    return ok(await build_diff(state, await readable_build(state, caller, previous), new))

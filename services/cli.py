@@ -3,6 +3,7 @@
 conda-store-server up                      # everything, embedded, until Ctrl-C
 conda-store-server api|solver|packer|registry|ui|relay|projector
 conda-store-server schemas OUTDIR          # JSON Schemas of every event
+conda-store-server settings-doc FILE       # docs/settings.md: every variable, generated
 conda-store-server rebuild-projections     # drop the read model and replay the log
 conda-store-server audit [--since-seq N]   # print who did what, live from JetStream
 """
@@ -80,12 +81,19 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_parser(name, help=f"run the {name} service")
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("outdir", type=Path)
+    settings_doc = sub.add_parser("settings-doc", help="write docs/settings.md")
+    settings_doc.add_argument("file", type=Path)
     sub.add_parser("rebuild-projections", help="drop and replay the read model")
     audit = sub.add_parser("audit", help="print who did what, live from JetStream")
     audit.add_argument("--since-seq", type=int, default=None, help="start at this stream seq")
     audit.add_argument("--limit", type=int, default=None, help="stop after this many events")
     args = parser.parse_args(argv)
 
+    if args.command == "settings-doc":  # documents the defaults: reads no settings
+        from services.settings_doc import render
+
+        args.file.write_text(render())
+        return
     settings = get_settings()
     if args.command == "up":
         from services.embedded import run_embedded

@@ -133,7 +133,7 @@ def run_embedded(settings: Settings) -> int:
         "CONDA_STORE_DATA_DIR": str(data_dir),
         "CONDA_STORE_DATABASE_URL": database_url,
         "CONDA_STORE_NATS_URL": nats_url,
-        "CONDA_STORE_SECRET": jwt_secret(settings.model_copy(update={"data_dir": data_dir})),
+        "CONDA_STORE_SECRET": jwt_secret(settings.secret, data_dir),
         **{f"CONDA_STORE_{name.upper()}": str(port) for name, port in ports.items()},
     }
     host = settings.bind_host

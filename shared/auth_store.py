@@ -6,18 +6,17 @@ API gateway and the registry decide access identically.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 
 from shared.artifacts import local_signing_key
-from shared.auth import AuthConfig, AuthenticationToken, effective_bindings
-from shared.settings import Settings
+from shared.auth import AuthenticationToken, RoleDefaults, effective_bindings
 
 
-def jwt_secret(settings: Settings) -> str:
+def jwt_secret(secret: str, data_dir: Path) -> str:
     """The token-signing secret every service shares: configured, else one kept in data_dir."""
-    if settings.secret:
-        return settings.secret
-    return local_signing_key(settings).hex()
+    return secret or local_signing_key(secret, data_dir).hex()
 
 
 async def db_role_bindings(
@@ -43,18 +42,16 @@ async def db_role_bindings(
 
 
 async def caller_bindings(
-    pool: asyncpg.Pool, config: AuthConfig, token: AuthenticationToken | None
+    pool: asyncpg.Pool, defaults: RoleDefaults, token: AuthenticationToken | None
 ) -> dict[str, list[str]]:
     """Effective role bindings of an anonymous (None) or authenticated caller."""
     if token is None:
-        return effective_bindings(
-            None, False, unauthenticated_defaults=config.unauthenticated_role_bindings
-        )
+        return effective_bindings(None, False, unauthenticated_defaults=defaults.unauthenticated)
     return effective_bindings(
         token,
         True,
-        authenticated_defaults=config.authenticated_role_bindings,
+        authenticated_defaults=defaults.authenticated,
         db_bindings=await db_role_bindings(
-            pool, token.primary_namespace, config.role_mappings_version
+            pool, token.primary_namespace, defaults.mappings_version
         ),
     )

@@ -1,4 +1,4 @@
-"""rattler's package cache (``<data_dir>/cache/pkgs``), shared by packers and image builders,
+"""rattler's package cache (``Settings.package_cache_dir``), shared by packers and image builders,
 kept under a size cap.
 
 rattler extracts each package once into ``<name>-<version>-<build>/`` (beside a ``.lock``
@@ -20,13 +20,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from shared.settings import Settings
-
 IN_USE = ".conda-store-in-use"
-
-
-def package_cache_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir).absolute() / "cache" / "pkgs"
 
 
 def _lock(cache_dir: Path, mode: int) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shared.aio import communicate_or_kill
 from shared.lockfile import PipPin, UserError
-from shared.settings import Settings
+from shared.pip_index import PipIndex
 
 
 def _pip_requirement(pin: PipPin, with_hash: bool) -> str:
@@ -30,26 +30,15 @@ def pip_requirements(pins: Sequence[PipPin]) -> str:
     return "".join(_pip_requirement(p, hashed) + "\n" for p in pins)
 
 
-def _index_args(settings: Settings) -> list[str]:
-    args: list[str] = []
-    if settings.pip_no_index:
-        args.append("--no-index")
-    elif settings.pip_index_url:
-        args += ["--index-url", settings.pip_index_url]
-    if settings.pip_find_links:
-        args += ["--find-links", settings.pip_find_links]
-    return args
-
-
 def pip_command(
-    prefix: Path, requirements: Path, settings: Settings, *, compile_bytecode: bool = True
+    prefix: Path, requirements: Path, index: PipIndex, *, compile_bytecode: bool = True
 ) -> list[str]:
     """The environment's own pip when it has one; otherwise uv, aimed at the environment's
     python (a spec may ask for pip packages without listing ``pip`` itself). uv never
     compiles; ``compile_bytecode=False`` stops pip too (``.pyc`` files embed source mtimes,
     which reproducible images cannot have)."""
     python = prefix / "bin" / "python"
-    common = ["--no-deps", "-r", str(requirements), *_index_args(settings)]
+    common = ["--no-deps", "-r", str(requirements), *index.args()]
     if any((prefix / "lib").glob("python*/site-packages/pip/__init__.py")):
         return [
             str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
@@ -69,7 +58,7 @@ def _write_file(path: Path, text: str) -> None:
 async def install_pip(
     prefix: Path,
     pins: Sequence[PipPin],
-    settings: Settings,
+    index: PipIndex,
     workdir: Path,
     *,
     compile_bytecode: bool = True,
@@ -93,7 +82,7 @@ async def install_pip(
     if not compile_bytecode:  # nor the .pyc of pip's own modules, as it runs
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = await asyncio.create_subprocess_exec(
-        *pip_command(prefix, requirements, settings, compile_bytecode=compile_bytecode),
+        *pip_command(prefix, requirements, index, compile_bytecode=compile_bytecode),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env=env,

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from shared.settings import Settings
 
 
-def solve_subject(settings: Settings) -> str:
-    return f"{settings.subject_prefix}.solve"
+def solve_subject(subject_prefix: str) -> str:
+    return f"{subject_prefix}.solve"
 
 
 async def request_solve(
@@ -30,5 +30,5 @@ async def request_solve(
         if isinstance(request, BaseModel)
         else json.dumps(request).encode()
     )
-    msg = await nc.request(solve_subject(settings), body, timeout=timeout)
+    msg = await nc.request(solve_subject(settings.subject_prefix), body, timeout=timeout)
     return json.loads(msg.data)

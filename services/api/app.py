@@ -31,7 +31,6 @@ from shared.public_url import PublicUrlMiddleware
 from shared.settings import Settings
 from shared.webhooks import RetryPolicy
 
-from .config import ApiConfig
 from .envelopes import (
     APIError,
     api_error_handler,
@@ -62,7 +61,7 @@ from .routes import (
     settings as setting_routes,
 )
 from .startup import ensure_namespace
-from .state import ApiState, oauth_from_config
+from .state import ApiState, oauth_from_settings
 from .update_schedule import UpdateSchedule
 from .watcher import PathWatcher
 from .webhooks.dispatcher import Dispatcher
@@ -92,16 +91,18 @@ def _start_schedule(settings: Settings, store: EventStore) -> asyncio.Task[None]
     return asyncio.create_task(schedule.run(settings.leader_lease_s), name="update-check")
 
 
-def _start_webhooks(
-    settings: Settings, config: ApiConfig, store: EventStore
-) -> asyncio.Task[None] | None:
+def _start_webhooks(settings: Settings, store: EventStore) -> asyncio.Task[None] | None:
     """The webhook dispatcher (it leads in one API process; the others stand by)."""
-    if not config.webhooks_enabled:
+    if not settings.webhooks_enabled:
         return None
     policy = RetryPolicy(
-        config.webhook_retry_base_s, config.webhook_retry_cap_s, config.webhook_failing_after
+        settings.webhook_retry_base_s,
+        settings.webhook_retry_cap_s,
+        settings.webhook_failing_after,
     )
-    dispatcher = Dispatcher(store, jwt_secret(settings), policy, settings.leader_lease_s)
+    dispatcher = Dispatcher(
+        store, jwt_secret(settings.secret, settings.data_dir), policy, settings.leader_lease_s
+    )
     return asyncio.create_task(dispatcher.run(), name="webhooks")
 
 
@@ -110,12 +111,10 @@ def create_app(
     *,
     store: EventStore | None = None,
     artifact_store: ArtifactStore | None = None,
-    config: ApiConfig | None = None,
     runtime_defaults: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """``runtime_defaults`` are the runtime settings' deploy-time defaults; None reads them
     from the environment now, so a bad one stops the service before it serves anything."""
-    config = config or ApiConfig()
     if runtime_defaults is None:
         runtime_defaults = load_deployment_defaults(os.environ)
 
@@ -136,20 +135,25 @@ def create_app(
         await ensure_namespace(
             es, await default_namespace(es.pool, runtime_defaults.get("default_namespace"))
         )
-        signing = None if settings.artifact_backend == "s3" else local_signing_key(settings)
+        signing = (
+            None
+            if settings.artifact_backend == "s3"
+            else local_signing_key(settings.secret, settings.data_dir)
+        )
         arts = artifact_store or await open_artifact_store(settings, secret=signing)
         if isinstance(arts, LocalArtifactStore):
             signing = arts._secret
         app.state.api = ApiState(
             settings=settings,
-            config=config,
             store=es,
             artifacts=arts,
             codec=TokenCodec(
-                jwt_secret(settings), config.jwt_algorithm, dict(config.predefined_tokens)
+                jwt_secret(settings.secret, settings.data_dir),
+                settings.jwt_algorithm,
+                dict(settings.predefined_tokens),
             ),
-            dummy=DummyAuthenticator(config.dummy_password),
-            oauth=oauth_from_config(config),
+            dummy=DummyAuthenticator(settings.dummy_password),
+            oauth=oauth_from_settings(settings),
             signing_key=signing,
             runtime_defaults=dict(runtime_defaults),
         )
@@ -158,7 +162,7 @@ def create_app(
             for task in (
                 _start_watching(settings, es, runtime_defaults),
                 _start_schedule(settings, es),
-                _start_webhooks(settings, config, es),
+                _start_webhooks(settings, es),
             )
             if task is not None
         ]

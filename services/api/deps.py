@@ -57,14 +57,14 @@ async def api_state(request: Request) -> ApiState:
 
 
 async def bindings_for(state: ApiState, token: AuthenticationToken | None) -> dict[str, list[str]]:
-    return await caller_bindings(state.pool, state.config, token)
+    return await caller_bindings(state.pool, state.settings.role_defaults, token)
 
 
 async def get_caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated (or anonymous) caller of this request."""
     state: ApiState = request.app.state.api
     credential = extract_credential(
-        request.cookies, request.headers.get("authorization"), state.config.cookie_name
+        request.cookies, request.headers.get("authorization"), state.settings.cookie_name
     )
     token = state.codec.authenticate(credential)
     return Caller(token, await bindings_for(state, token))

@@ -109,7 +109,7 @@ async def paging(
     sort_by: list[str] = Query([]),
     order: str | None = None,
 ) -> Paging:
-    max_size: int = request.app.state.api.config.max_page_size
+    max_size: int = request.app.state.api.settings.max_page_size
     chosen = max_size if size is None else max(1, min(size, max_size))
     return Paging(page=page, size=chosen, sort_by=sort_by, descending=order == "desc")
 

@@ -15,13 +15,10 @@ from shared.runtime_settings import ResolvedSettings
 from shared.settings import Settings
 from shared.submission import resolved_settings
 
-from .config import ApiConfig
-
 
 @dataclass
 class ApiState:
     settings: Settings
-    config: ApiConfig
     store: EventStore
     artifacts: ArtifactStore
     codec: TokenCodec
@@ -53,7 +50,7 @@ class ApiState:
             await self._nats.close()
 
 
-def oauth_from_config(config: ApiConfig) -> OAuthAuthenticator | None:
+def oauth_from_settings(config: Settings) -> OAuthAuthenticator | None:
     """The configured OAuth provider, or None for the default password login."""
     if not config.oauth_provider:
         return None

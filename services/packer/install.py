@@ -21,19 +21,18 @@ from shared.build_path import BUILD_PATH_TOO_LONG as PREFIX_TOO_LONG
 from shared.build_path import is_too_long
 from shared.lockfile import UserError
 from shared.package_cache import installing
-from shared.settings import Settings
 
 
-def work_dir(settings: Settings, build_id: int, attempt: int) -> Path:
-    """``<data_dir>/builds/<id>.<attempt>.work``: the lockfile and archive of one attempt; one
+def work_dir(scratch_root: Path, build_id: int, attempt: int) -> Path:
+    """``<scratch_root>/<id>.<attempt>.work``: the lockfile and archive of one attempt; one
     per attempt, so that two attempts can never share a file (the prefix itself lives in the
     store and is touched only under the build's lease)."""
-    return Path(settings.data_dir).absolute() / "builds" / f"{build_id}.{attempt}.work"
+    return scratch_root / f"{build_id}.{attempt}.work"
 
 
-def scratch_dirs(settings: Settings, build_id: int) -> list[Path]:
+def scratch_dirs(scratch_root: Path, build_id: int) -> list[Path]:
     """Every attempt's work directory of ``build_id`` that exists now."""
-    return sorted((Path(settings.data_dir).absolute() / "builds").glob(f"{build_id}.*"))
+    return sorted(scratch_root.glob(f"{build_id}.*"))
 
 
 def check_prefix_length(prefix: Path) -> None:
@@ -46,10 +45,10 @@ async def remove_tree(path: Path) -> None:
     await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
 
 
-async def remove_earlier_attempts(settings: Settings, build_id: int, keep: Path) -> None:
+async def remove_earlier_attempts(scratch_root: Path, build_id: int, keep: Path) -> None:
     """Delete what earlier attempts left (a packer killed mid-build). Only the lease holder
     calls this: every earlier attempt has died or given up, none is still using its files."""
-    for path in await asyncio.to_thread(scratch_dirs, settings, build_id):
+    for path in await asyncio.to_thread(scratch_dirs, scratch_root, build_id):
         if path != keep:
             await remove_tree(path)
 

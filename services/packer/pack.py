@@ -26,9 +26,9 @@ def pack_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def segment_cache_dir(data_dir: Path) -> Path:
+def segment_cache_dir(cache_root: Path) -> Path:
     """Compressed package members, beside the package cache they are made from."""
-    return Path(data_dir).absolute() / "cache" / "pack-segments"
+    return cache_root / "pack-segments"
 
 
 async def pack_prefix(

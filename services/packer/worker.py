@@ -47,7 +47,6 @@ from shared.events import (
 from shared.eventstore import Append, EventStore
 from shared.lockfile import LockContents, UserError, read_lockfile
 from shared.logging import get_logger
-from shared.package_cache import package_cache_dir
 from shared.package_cache import prune as prune_package_cache
 from shared.pip_install import install_pip
 from shared.sbom import SbomSubject
@@ -134,8 +133,8 @@ class PackerWorker(Worker):
         self.test_delay_s = settings.packer_test_delay_s if test_delay_s is None else test_delay_s
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._saved_logs: dict[int, str] = {}
-        self.archives = ArchiveCache(Path(settings.data_dir).absolute() / "cache" / "archives")
-        self.segments = SegmentCache(segment_cache_dir(settings.data_dir))
+        self.archives = ArchiveCache(settings.cache_root / "archives")
+        self.segments = SegmentCache(segment_cache_dir(settings.cache_root))
 
     # --- consumer entry points -----------------------------------------------------------
 
@@ -195,7 +194,7 @@ class PackerWorker(Worker):
         if not isinstance(submitted, SpecSubmitted):
             raise LookupError(f"build {solved.build_id} has no SpecSubmitted event")
         prefix = prefix_of_build(self.settings.store_root, submitted)
-        workdir = work_dir(self.settings, solved.build_id, ctx.attempt)
+        workdir = work_dir(self.settings.scratch_root, solved.build_id, ctx.attempt)
         return _Target(submitted, prefix, workdir, ctx.event.recorded_at)
 
     async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext) -> EventData:
@@ -243,7 +242,9 @@ class PackerWorker(Worker):
     async def _run_phases(
         self, solved: Solved, plog: PackerLog, target: _Target, progress: _Progress
     ) -> EventData:
-        await remove_earlier_attempts(self.settings, solved.build_id, keep=target.workdir)
+        await remove_earlier_attempts(
+            self.settings.scratch_root, solved.build_id, keep=target.workdir
+        )
         await asyncio.to_thread(remove_prefix, target.prefix)  # a dead attempt's half install
         await remove_tree(target.workdir)
         await asyncio.to_thread(target.workdir.mkdir, parents=True)
@@ -263,7 +264,7 @@ class PackerWorker(Worker):
         lock_path = workdir / "conda-lock.yml"
         await self.artifacts.download_file(solved.lockfile_key, lock_path)
         contents = read_lockfile(lock_path)
-        cache = package_cache_dir(self.settings)
+        cache = self.settings.package_cache_dir
         await plog.write(
             "download",
             f"installing {len(contents.conda)} conda packages for {contents.platform}"
@@ -279,7 +280,7 @@ class PackerWorker(Worker):
         if contents.pip:
             await plog.write("pip", f"installing {len(contents.pip)} pip packages with --no-deps:")
             await plog.write("pip", *(f"  {p.name}=={p.version}" for p in contents.pip))
-            output = await install_pip(prefix, contents.pip, self.settings, workdir)
+            output = await install_pip(prefix, contents.pip, self.settings.pip_index, workdir)
             await plog.write("pip", *output[-20:])
         else:
             await plog.write("pip", "no pip packages")
@@ -386,7 +387,7 @@ class PackerWorker(Worker):
     async def _prune_caches(self) -> None:
         """Keep the package members and rattler's package cache under their caps; they are
         caches, so failures are only logged."""
-        cache = package_cache_dir(self.settings)
+        cache = self.settings.package_cache_dir
         for name, cap, prune in (
             ("pack segments", self.settings.packer_segment_cache_gb, self.segments.prune),
             (

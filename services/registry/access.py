@@ -15,7 +15,6 @@ import asyncpg
 from starlette.requests import HTTPConnection
 
 from shared.auth import (
-    AuthConfig,
     AuthenticationToken,
     Permission,
     TokenCodec,
@@ -29,9 +28,6 @@ from shared.settings import Settings
 from .errors import RegistryError
 
 log = get_logger(__name__)
-
-
-AccessConfig = AuthConfig  # the registry checks tokens exactly as the API does
 
 
 @dataclass(frozen=True)
@@ -53,20 +49,19 @@ class Caller:
 
 
 class Access:
-    def __init__(
-        self, settings: Settings, pool: asyncpg.Pool, config: AccessConfig | None = None
-    ) -> None:
-        self.config = config or AccessConfig()
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.cookie_name = settings.cookie_name
+        self.role_defaults = settings.role_defaults
         self.codec = TokenCodec(
-            jwt_secret(settings),
-            self.config.jwt_algorithm,
-            predefined_tokens=self.config.predefined_tokens,
+            jwt_secret(settings.secret, settings.data_dir),
+            settings.jwt_algorithm,
+            predefined_tokens=settings.predefined_tokens,
         )
         self.pool = pool
 
     async def caller(self, conn: HTTPConnection) -> Caller:
         credential = extract_credential(
-            conn.cookies, conn.headers.get("authorization"), self.config.cookie_name
+            conn.cookies, conn.headers.get("authorization"), self.cookie_name
         )
         token = self.codec.authenticate(credential)
-        return Caller(token, await caller_bindings(self.pool, self.config, token))
+        return Caller(token, await caller_bindings(self.pool, self.role_defaults, token))

@@ -37,7 +37,6 @@ from shared.events import (
 from shared.eventstore import Append, EventStore
 from shared.lockfile import read_lockfile
 from shared.logging import get_logger
-from shared.package_cache import package_cache_dir
 from shared.sbom import MEDIA_TYPE as SBOM_MEDIA_TYPE
 from shared.settings import Settings
 
@@ -108,8 +107,8 @@ class ImageBuilder(Worker):
         self.artifacts = artifacts
         self.settings = settings
         self.image_prefix = settings.registry_image_prefix
-        cache = Path(settings.data_dir) / "cache"
-        self.pkgs_cache = package_cache_dir(settings)
+        cache = settings.cache_root
+        self.pkgs_cache = settings.package_cache_dir
         self.layer_cache = LayerCache(cache / "oci-layers")
         self.work_root = cache / "registry-work"
         self.upstream = (
@@ -166,7 +165,7 @@ class ImageBuilder(Worker):
             await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
             if contents.pip:
                 await install_pip_for_image(
-                    staging, contents.pip, self.image_prefix, self.settings, work
+                    staging, contents.pip, self.image_prefix, self.settings.pip_index, work
                 )
             writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
             sbom = await self.artifacts.get_bytes(job.sbom_key) if job.sbom_key else None

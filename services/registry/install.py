@@ -17,8 +17,7 @@ import rattler
 from shared.lockfile import PipPin
 from shared.logging import get_logger
 from shared.package_cache import installing
-from shared.pip_install import install_pip
-from shared.settings import Settings
+from shared.pip_install import PipIndex, install_pip
 
 from .retarget import retarget_pip_scripts
 
@@ -46,10 +45,10 @@ async def install_for_image(
 
 
 async def install_pip_for_image(
-    staging: Path, pins: list[PipPin], image_prefix: str, settings: Settings, workdir: Path
+    staging: Path, pins: list[PipPin], image_prefix: str, pip_index: PipIndex, workdir: Path
 ) -> None:
     """pip-install the lockfile's pip pins into ``staging`` as the packer does into its
     prefix, without ``.pyc`` files (they embed mtimes), then retarget pip's scripts."""
-    await install_pip(staging, pins, settings, workdir, compile_bytecode=False)
+    await install_pip(staging, pins, pip_index, workdir, compile_bytecode=False)
     scripts = await asyncio.to_thread(retarget_pip_scripts, staging, image_prefix)
     log.info("pip packages installed", count=len(pins), scripts=len(scripts))

@@ -14,13 +14,13 @@ import tempfile
 import tomllib
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from shared.aio import communicate_or_kill
+from shared.pip_index import PipIndex
 
 from .types import LockedPackage, SolveFailed
 
@@ -42,41 +42,7 @@ WHEEL_PLATFORM_HINTS = {
 _OPTION = re.compile(r"(--[a-z-]+)[ =](.*)")
 
 
-@dataclass(frozen=True)
-class PipConfig:
-    """Where pip packages come from: settings, overridden by the spec's own index options."""
-
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: str | None = None
-    no_index: bool = False
-    trusted_hosts: tuple[str, ...] = ()
-
-    def as_key(self) -> dict[str, object]:
-        return {
-            "index_url": self.index_url,
-            "extra": list(self.extra_index_urls),
-            "find_links": self.find_links,
-            "no_index": self.no_index,
-            "trusted": list(self.trusted_hosts),
-        }
-
-    def uv_args(self) -> list[str]:
-        args: list[str] = []
-        if self.no_index:
-            args.append("--no-index")
-        elif self.index_url:
-            args += ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        if self.find_links:
-            args += ["--find-links", self.find_links]
-        for host in self.trusted_hosts:
-            args += ["--allow-insecure-host", host]
-        return args
-
-
-def split_pip_entries(entries: Sequence[str], base: PipConfig) -> tuple[list[str], PipConfig]:
+def split_pip_entries(entries: Sequence[str], base: PipIndex) -> tuple[list[str], PipIndex]:
     """Separate requirements from ``--index-url``-style options; options override settings."""
     requirements: list[str] = []
     index_url, no_index = base.index_url, base.no_index
@@ -93,7 +59,7 @@ def split_pip_entries(entries: Sequence[str], base: PipConfig) -> tuple[list[str
             extra.append(value)
         elif option == "--trusted-host":
             trusted.append(value)
-    config = PipConfig(index_url, tuple(extra), base.find_links, no_index, tuple(trusted))
+    config = PipIndex(index_url, tuple(extra), base.find_links, no_index, tuple(trusted))
     return requirements, config
 
 
@@ -147,7 +113,7 @@ def _pick_wheel(entry: dict, platform: str, python: str) -> tuple[str, str | Non
 
 async def pin_pip(
     requirements: Sequence[str],
-    config: PipConfig,
+    config: PipIndex,
     platform: str,
     conda_records: Sequence[LockedPackage],
     cache_dir: Path,
@@ -186,7 +152,7 @@ async def pin_pip(
             "--find-links", str(stubs),
             "--cache-dir", str(cache_dir),
             "--output-file", str(work / "pylock.toml"),
-            *config.uv_args(),
+            *config.args(),
         ]  # fmt: skip
         if platform in PYTHON_PLATFORMS:
             args += ["--python-platform", PYTHON_PLATFORMS[platform]]

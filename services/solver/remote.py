@@ -93,8 +93,8 @@ async def serve(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    sub = await nc.subscribe(solve_subject(settings), queue=QUEUE, cb=on_message)
-    log.info("remote solve endpoint ready", subject=solve_subject(settings))
+    sub = await nc.subscribe(solve_subject(settings.subject_prefix), queue=QUEUE, cb=on_message)
+    log.info("remote solve endpoint ready", subject=solve_subject(settings.subject_prefix))
     try:
         await stop.wait()
     finally:

@@ -14,12 +14,13 @@ from pathlib import Path
 import rattler
 
 from shared.eventstore import EventStore
+from shared.pip_index import PipIndex
 from shared.settings import Settings
 
 from .cache import SolveCache
 from .channels import ChannelIndexer
 from .conda_solve import CondaSolver, fingerprint_records, match_specs
-from .pip_pins import PipConfig, pin_pip, split_pip_entries
+from .pip_pins import pin_pip, split_pip_entries
 from .types import LockedPackage, SolveRequest, SolveResult
 
 FINGERPRINT_MEMO_SIZE = 1024
@@ -57,7 +58,7 @@ class Resolver:
         self,
         solver: CondaSolver,
         cache: SolveCache,
-        pip_base: PipConfig,
+        pip_base: PipIndex,
         uv_cache_dir: Path,
         timeout_s: float,
         indexer: ChannelIndexer | None = None,
@@ -72,15 +73,10 @@ class Resolver:
 
     @classmethod
     def from_settings(cls, settings: Settings, pool, index_channels: bool = True) -> Resolver:  # type: ignore[no-untyped-def]
-        """The resolver a service process uses: caches under ``data_dir/cache``."""
-        cache_root = Path(settings.data_dir) / "cache"
+        """The resolver a service process uses: caches under ``Settings.cache_root``."""
+        cache_root = settings.cache_root
         solver = CondaSolver(
             cache_root / "repodata", settings.solve_timeout_s, settings.repodata_ttl_s
-        )
-        pip_base = PipConfig(
-            index_url=settings.pip_index_url,
-            find_links=settings.pip_find_links,
-            no_index=settings.pip_no_index,
         )
         indexer = (
             ChannelIndexer(EventStore(pool), solver, settings.repodata_ttl_s)
@@ -88,7 +84,12 @@ class Resolver:
             else None
         )
         return cls(
-            solver, SolveCache(pool), pip_base, cache_root / "uv", settings.solve_timeout_s, indexer
+            solver,
+            SolveCache(pool),
+            settings.pip_index,
+            cache_root / "uv",
+            settings.solve_timeout_s,
+            indexer,
         )
 
     async def fingerprint(self, request: SolveRequest) -> str:

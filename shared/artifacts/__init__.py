@@ -43,16 +43,16 @@ __all__ = [
 _KEY_FILE = "artifact-signing.key"
 
 
-def local_signing_key(settings: Settings) -> bytes:
+def local_signing_key(secret: str, data_dir: Path) -> bytes:
     """The HMAC key for local ``/storage`` links, identical in every process of one install.
 
-    Derived from ``settings.secret`` (domain-separated, so a leaked link key is not the JWT
+    Derived from ``secret`` (domain-separated, so a leaked link key is not the JWT
     key); without a configured secret, a random key is kept in ``data_dir`` so links survive
     restarts.
     """
-    if settings.secret:
-        return hmac.new(settings.secret.encode(), b"artifact-links", hashlib.sha256).digest()
-    path = Path(settings.data_dir) / _KEY_FILE
+    if secret:
+        return hmac.new(secret.encode(), b"artifact-links", hashlib.sha256).digest()
+    path = Path(data_dir) / _KEY_FILE
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -85,7 +85,7 @@ def artifact_store_from_settings(
     return LocalArtifactStore(
         settings.artifact_root,
         "/storage",
-        secret=secret or local_signing_key(settings),
+        secret=secret or local_signing_key(settings.secret, settings.data_dir),
     )
 
 

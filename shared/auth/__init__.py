@@ -27,6 +27,7 @@ from shared.auth.bindings import (
     AUTHENTICATED_ROLE_BINDINGS,
     UNAUTHENTICATED_ROLE_BINDINGS,
     RoleBindings,
+    RoleDefaults,
     binding_permissions,
     effective_bindings,
     entity_permissions,
@@ -35,7 +36,6 @@ from shared.auth.bindings import (
     list_filter_patterns,
     permission_response_data,
 )
-from shared.auth.config import AuthConfig
 from shared.auth.credentials import (
     AUTH_COOKIE_NAME,
     credential_from_authorization,
@@ -86,7 +86,6 @@ __all__ = [
     "SUBSET_ERROR",
     "UNAUTHENTICATED_ROLE_BINDINGS",
     "VIEWER_PERMISSIONS",
-    "AuthConfig",
     "AuthenticationToken",
     "DummyAuthenticator",
     "InvalidArnError",
@@ -97,6 +96,7 @@ __all__ = [
     "Permission",
     "Role",
     "RoleBindings",
+    "RoleDefaults",
     "RoleMappings",
     "TokenCodec",
     "TokenMintError",

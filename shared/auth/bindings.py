@@ -7,6 +7,7 @@ presentation (``/permission/`` lists keys in the order the sources were merged).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +28,15 @@ UNAUTHENTICATED_ROLE_BINDINGS: RoleBindings = MappingProxyType({"default/*": ("v
 AUTHENTICATED_ROLE_BINDINGS: RoleBindings = MappingProxyType(
     {"default/*": ("viewer",), "filesystem/*": ("viewer",)}
 )
+
+
+@dataclass(frozen=True)
+class RoleDefaults:
+    """The configured defaults a caller's bindings start from (conda-store's RBAC traitlets)."""
+
+    unauthenticated: Mapping[str, list[str]]
+    authenticated: Mapping[str, list[str]]
+    mappings_version: int = 1
 
 
 def effective_bindings(

@@ -23,7 +23,6 @@ import pytest
 
 from shared.auth_store import jwt_secret
 from shared.eventstore import EventStore
-from shared.settings import Settings
 from shared.spec import MAX_DESCRIPTION_CHARS
 from tests.harness.embedded_stack import EmbeddedStack
 
@@ -48,7 +47,7 @@ def event_count(stack: EmbeddedStack) -> int:
 
 def forged_token(stack: EmbeddedStack, claims: dict[str, Any]) -> str:
     """A token signed with the stack's own secret, carrying content no login should mint."""
-    secret = jwt_secret(Settings(data_dir=stack.data_dir))
+    secret = jwt_secret("", stack.data_dir)
     return pyjwt.encode({"exp": 4102444800, **claims}, secret, algorithm="HS256")
 
 

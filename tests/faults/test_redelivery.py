@@ -24,7 +24,6 @@ from shared.buildlog import BuildLog
 from shared.embedded.nats import NatsServer
 from shared.embedded.processes import stop_child
 from shared.eventstore import EventStore
-from shared.package_cache import package_cache_dir
 from shared.settings import Settings
 from shared.spec import parse_specification
 from shared.submission import submit_specification
@@ -134,7 +133,7 @@ async def test_nats_paused_past_the_ack_wait_does_not_start_a_second_attempt_bes
         types = [e.type for e in await event_store.read_stream(f"build-{build_id}")]
         assert types.count("Packed") == 1 and "BuildFailed" not in types
         assert "(attempt 1 of" in text and "attempt 2" not in text, text
-        assert scratch_dirs(fault_settings, build_id) == []
+        assert scratch_dirs(fault_settings.scratch_root, build_id) == []
     finally:
         stop_child(packer)
         stop_child(solver)
@@ -171,7 +170,7 @@ async def test_packer_paused_past_its_lease_gives_up_and_the_redelivery_packs_on
         assert text.count("packed in") == 1, text
         abandoned = [r for r in records(log, build_id) if r["event"].startswith("lease lost")]
         assert [r["attempt"] for r in abandoned] == [1], abandoned
-        assert scratch_dirs(fault_settings, build_id) == []
+        assert scratch_dirs(fault_settings.scratch_root, build_id) == []
     finally:
         stop_child(packer)
         stop_child(solver)
@@ -194,7 +193,7 @@ async def test_a_local_file_error_while_installing_is_retried_not_blamed_on_the_
         first = await submit(event_store, tiny_channel, "fills-the-cache")
         await stack.projected(timeout=30)
         assert (await stack.wait_build(first, timeout=120))["status"] == "COMPLETED"
-        for path in package_cache_dir(s).glob("libfoo-1.0-*/lib/*"):
+        for path in s.package_cache_dir.glob("libfoo-1.0-*/lib/*"):
             path.unlink()
         text = spec("links-libfoo-again", tiny_channel.url, "bar", "baz")
         second = (

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from services.api.config import ApiConfig
 from services.packer.linker import StoreLinker
 from services.packer.worker import PackerWorker
 from services.solver.resolve import Resolver
@@ -117,9 +116,9 @@ async def ui(
         }
     )
     await stack.run_workers(*_workers(settings, event_store))
-    bindings = {**ApiConfig().authenticated_role_bindings, "zz-*/*": ["admin"]}
+    bindings = {**settings.authenticated_role_bindings, "zz-*/*": ["admin"]}
     gateway = create_api(
-        settings, store=event_store, config=ApiConfig(authenticated_role_bindings=bindings)
+        settings.model_copy(update={"authenticated_role_bindings": bindings}), store=event_store
     )
     served = [
         await serve_healthy(create_ui(settings), ui_port),

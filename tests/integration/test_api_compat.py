@@ -14,7 +14,6 @@ import httpx
 from fastapi import FastAPI
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from services.api.startup import ensure_namespace
 from shared.eventstore import EventStore
 from shared.settings import Settings
@@ -39,7 +38,7 @@ async def test_fresh_servers_starting_together_create_default_namespace_once(
 ) -> None:
     """Four API processes start at once on an empty log, each with its own connections."""
     apps = [
-        create_app(api_settings(tmp_path, settings), config=ApiConfig(enable_ui=False))
+        create_app(api_settings(tmp_path, settings).model_copy(update={"enable_ui": False}))
         for _ in range(4)
     ]
     stop = asyncio.Event()

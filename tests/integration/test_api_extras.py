@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 
 from services.api.audit import run_audit
-from services.api.config import ApiConfig
 from shared.buildlog import BuildLog
 from shared.embedded.ports import free_port
 from shared.events import (
@@ -70,7 +69,7 @@ async def test_live_log_streams_until_terminal(api: ApiHarness, tmp_path: Any) -
     await api.append("build-2", BuildStarted(build_id=2))
     await BuildLog(api.store.pool, 2).write("solve", "first line")
     await api.projected()
-    app = create_app(api.state.settings, store=api.store, config=ApiConfig(enable_ui=False))
+    app = create_app(api.state.settings, store=api.store)
     port = free_port()
     server, stop = await serve_healthy(app, port)
     try:

@@ -11,7 +11,6 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from shared.embedded.ports import free_port
 from tests.fixtures.api import ApiHarness, api  # noqa: F401
 from tests.harness.serving import serve_healthy
@@ -69,8 +68,7 @@ async def test_oauth_login_round_trip(api: ApiHarness) -> None:  # noqa: F811
     provider, seen = authorization_server(users)
     provider_port, api_port = free_port(), free_port()
     provider_url = f"http://127.0.0.1:{provider_port}"
-    config = ApiConfig(
-        enable_ui=False,
+    oauth = dict(
         oauth_provider="generic",
         oauth_client_id=CLIENT_ID,
         oauth_client_secret=CLIENT_SECRET,
@@ -80,7 +78,7 @@ async def test_oauth_login_round_trip(api: ApiHarness) -> None:  # noqa: F811
         oauth_user_data_key="name",
         oauth_access_scope="profile",
     )
-    gateway = create_app(api.state.settings, store=api.store, config=config)
+    gateway = create_app(api.state.settings.model_copy(update=oauth), store=api.store)
     servers = [
         await serve_healthy(provider, provider_port),
         await serve_healthy(gateway, api_port),

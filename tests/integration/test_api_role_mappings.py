@@ -10,15 +10,14 @@ from contextlib import asynccontextmanager
 import httpx
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from tests.fixtures.api import ApiHarness, api, seed_env  # noqa: F401
 
 
 @asynccontextmanager
 async def gateway(api: ApiHarness, version: int) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
     """A second gateway on the same store, configured for ``role_mappings_version``."""
-    config = ApiConfig(predefined_tokens={}, enable_ui=False, role_mappings_version=version)
-    app = create_app(api.state.settings, store=api.store, config=config)
+    settings = api.state.settings.model_copy(update={"role_mappings_version": version})
+    app = create_app(settings, store=api.store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from services.registry.repository import build_image
 from shared.events import NO_IMAGE_REASON
 from shared.runtime_settings import SETTING_KEYS
@@ -29,7 +28,6 @@ async def _gateway(
     app = create_app(
         api.state.settings,
         store=api.store,
-        config=ApiConfig(predefined_tokens={}, enable_ui=False),
         runtime_defaults=runtime_defaults,
     )
     async with app.router.lifespan_context(app):

@@ -417,13 +417,15 @@ async def test_factory_local(tmp_path: Path) -> None:
     # a path: the API puts it on each visitor's base URL (the external URL only when set)
     assert url.startswith("/storage/a/b?expires=")
     # the signing key is stable across processes of one install
-    key = local_signing_key(settings)
-    assert key == local_signing_key(settings) and len(key) == 32
+    key = local_signing_key(settings.secret, settings.data_dir)
+    assert key == local_signing_key(settings.secret, settings.data_dir) and len(key) == 32
     q = parse_qs(urlsplit(url).query)
     assert verify_signature("a/b", q["expires"][0], q["signature"][0], key)
     with_secret = Settings(data_dir=tmp_path / "d2", secret="jwt-secret")
-    assert local_signing_key(with_secret) != b"jwt-secret"
-    assert local_signing_key(with_secret) == local_signing_key(with_secret)
+    assert local_signing_key(with_secret.secret, with_secret.data_dir) != b"jwt-secret"
+    assert local_signing_key(with_secret.secret, with_secret.data_dir) == local_signing_key(
+        with_secret.secret, with_secret.data_dir
+    )
 
 
 async def test_factory_s3(s3_server: S3Server) -> None:

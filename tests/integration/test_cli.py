@@ -130,13 +130,12 @@ async def server(stack: Stack, settings: Settings, tmp_path: Path) -> AsyncItera
     import uvicorn
 
     from services.api.app import create_app
-    from services.api.config import ApiConfig
     from shared.embedded.ports import free_port
 
-    api_settings = settings.model_copy(update={"secret": SECRET})
-    app = create_app(
-        api_settings, store=stack.store, config=ApiConfig(predefined_tokens={}, enable_ui=False)
+    api_settings = settings.model_copy(
+        update={"secret": SECRET, "predefined_tokens": {}, "enable_ui": False}
     )
+    app = create_app(api_settings, store=stack.store)
     paths: list[str] = []
     app.add_middleware(_Recorder, paths=paths)
     port = free_port()

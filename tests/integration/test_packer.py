@@ -34,7 +34,6 @@ from shared.bus.jetstream import connect_nats
 from shared.embedded.processes import stop_child
 from shared.events import BuildCanceled, new_event
 from shared.eventstore import EventStore
-from shared.package_cache import package_cache_dir
 from shared.settings import Settings
 from shared.spec import parse_specification
 from shared.submission import submit_specification
@@ -183,7 +182,7 @@ async def test_realistic_build_archive_runs_unpacked_elsewhere(
     assert keys["SBOM"] == packed["sbom_key"] == f"builds/{build_id}/sbom.cdx.json"
     sbom = json.loads(await s3_artifact_store.get_bytes(packed["sbom_key"]))
     assert sbom["specVersion"] == "1.5" and len(sbom["components"]) == len(solved["packages"])
-    assert scratch_dirs(s, build_id) == []  # the work directory is scratch
+    assert scratch_dirs(s.scratch_root, build_id) == []  # the work directory is scratch
     # the prefix stays in the store as the DIRECTORY artifact: complete, and python runs there
     prefix = await store_prefix(event_store, s, build_id)
     assert keys["DIRECTORY"] == packed["directory"] == str(prefix)
@@ -265,12 +264,12 @@ async def test_six_concurrent_builds_share_one_package_cache(
             for p in solved.data["packages"]
             if p["manager"] == "conda"
         }
-    cache = package_cache_dir(s)
+    cache = s.package_cache_dir
     extracted = sorted(p.name for p in cache.iterdir() if p.is_dir())
     assert extracted == sorted(installed)  # one extracted copy of each package, no more
-    assert not any(scratch_dirs(s, b) for b in ids)
+    assert not any(scratch_dirs(s.scratch_root, b) for b in ids)
 
-    members = list(segment_cache_dir(s.data_dir).glob("*.gz"))
+    members = list(segment_cache_dir(s.cache_root).glob("*.gz"))
     assert sum(m.stat().st_size for m in members) <= cap_gb * 1e9  # the last prune saw all
     for build_id in ids:
         path = Path(s.data_dir) / "check.tar.gz"
@@ -294,7 +293,7 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
     try:
         build_id = await submit(event_store, spec_text("crash", tiny_channel.url, "bar", "baz"))
         await wait_for_log(event_store, build_id, "test delay", timeout=60)
-        assert work_dir(settings, build_id, 1).exists()  # killed mid-build
+        assert work_dir(settings.scratch_root, build_id, 1).exists()  # killed mid-build
         prefix = await store_prefix(event_store, settings, build_id)
         assert prefix.is_dir() and not is_complete(prefix)  # half made, and it says so
         first.send_signal(signal.SIGKILL)
@@ -305,7 +304,9 @@ async def test_sigkilled_packer_restarts_and_packs_exactly_once(
         assert (await types_of(event_store, build_id)).count("Packed") == 1
         log = await BuildLog(event_store.pool, build_id).text()
         assert "(attempt 2 of" in log
-        assert scratch_dirs(settings, build_id) == []  # attempt 2 removed attempt 1's leftovers
+        assert (
+            scratch_dirs(settings.scratch_root, build_id) == []
+        )  # attempt 2 removed attempt 1's leftovers
         assert is_complete(prefix)  # reinstalled from scratch by attempt 2
         link = link_of(settings.store_root, "default", "crash")
         await until(lambda: link_target(link) == prefix)  # the restarted packer's linker
@@ -397,14 +398,14 @@ async def test_canceled_build_stops_ends_canceled_and_its_prefix_is_removed(
     build_id = await submit(event_store, spec_text("cancel", tiny_channel.url, "bar"))
     await wait_for_log(event_store, build_id, "test delay")
     prefix = await store_prefix(event_store, running.settings, build_id)
-    assert prefix.exists() and work_dir(running.settings, build_id, 1).exists()
+    assert prefix.exists() and work_dir(running.settings.scratch_root, build_id, 1).exists()
     event = new_event(BuildCanceled(build_id=build_id), actor="test")
     await event_store.append(f"build-{build_id}", [event])
     row = await wait_build(running.stack, build_id, timeout=30)
     assert row["status"] == "CANCELED"
     await wait_for_log(event_store, build_id, "marked as CANCELED", timeout=10)
     assert "packed in" not in await BuildLog(event_store.pool, build_id).text()
-    assert scratch_dirs(running.settings, build_id) == []
+    assert scratch_dirs(running.settings.scratch_root, build_id) == []
     assert not prefix.exists()
     await asyncio.sleep(0.5)
     assert "Packed" not in await types_of(event_store, build_id)
@@ -461,7 +462,7 @@ async def test_solved_for_an_already_canceled_build_is_skipped(
     assert await types_of(event_store, build_id) == [
         "SpecSubmitted", "BuildStarted", "Solved", "BuildCanceled",
     ]  # fmt: skip
-    assert not package_cache_dir(running.settings).exists()  # nothing was even downloaded
+    assert not running.settings.package_cache_dir.exists()  # nothing was even downloaded
 
 
 # --- user errors: BuildFailed at once, log ends with the cause -----------------------------
@@ -494,7 +495,7 @@ async def test_capped_package_cache_is_pruned_and_builds_refetch(
     run = Running(stack, event_store, s, artifact_store_from_settings(s))
     await run.start_solver()
     await run.start_packer()
-    cache = package_cache_dir(s)
+    cache = s.package_cache_dir
     for name, deps in (("one", ("bar",)), ("two", ("baz",)), ("three", ("bar", "baz"))):
         build_id = await submit(event_store, spec_text(name, tiny_channel.url, *deps))
         row = await wait_build(stack, build_id)
@@ -528,4 +529,4 @@ async def test_package_missing_from_channel_fails_without_retry(
     log = (await running.artifacts.get_bytes(failed.data["logs_key"])).decode()
     assert "build failed: a package could not be fetched" in log
     assert "attempt 2" not in log
-    assert scratch_dirs(running.settings, build_id) == []
+    assert scratch_dirs(running.settings.scratch_root, build_id) == []

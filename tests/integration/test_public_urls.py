@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from shared.events import ImagePushed
 from tests.channels.server import ChannelServer, ServedChannel
 from tests.fixtures.api import ApiHarness, api, seed_conda_store_like  # noqa: F401
@@ -43,13 +42,9 @@ async def _world(api: ApiHarness) -> str:  # noqa: F811
 
 
 @asynccontextmanager
-async def _app(api: ApiHarness, config: ApiConfig | None = None, **settings: object):  # noqa: F811
+async def _app(api: ApiHarness, **settings: object):  # noqa: F811
     """Another gateway on the same database, with other settings."""
-    app = create_app(
-        api.state.settings.model_copy(update=settings),
-        store=api.store,
-        config=config or ApiConfig(predefined_tokens={}, enable_ui=False),
-    )
+    app = create_app(api.state.settings.model_copy(update=settings), store=api.store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cs.test") as client:
@@ -138,8 +133,7 @@ async def test_url_prefix_mounts_every_route(api: ApiHarness) -> None:  # noqa: 
         assert docs.status_code == 200 and "/conda-store/openapi.json" in docs.text
         assert (await client.get("/conda-store/openapi.json")).status_code == 200
 
-    oauth = ApiConfig(
-        enable_ui=False,
+    oauth = dict(
         oauth_provider="generic",
         oauth_client_id="cs",
         oauth_client_secret="s",
@@ -147,7 +141,7 @@ async def test_url_prefix_mounts_every_route(api: ApiHarness) -> None:  # noqa: 
         oauth_access_token_url="https://idp.example/token",
         oauth_user_data_url="https://idp.example/user",
     )
-    async with _app(api, oauth, url_prefix="/conda-store") as client:
+    async with _app(api, **oauth, url_prefix="/conda-store") as client:
         proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "conda.example.org"}
         start = await client.get("/conda-store/login/", headers=proxy)
         assert start.status_code == 307

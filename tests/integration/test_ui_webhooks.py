@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from services.api.config import ApiConfig
 from shared.auth import AuthenticationToken, TokenCodec
 from shared.auth.tokens import utcnow
 from shared.webhooks import SIGNATURE_HEADER, verify
@@ -22,7 +21,7 @@ from tests.harness.receiver import Receiver
 
 
 def admin_headers(ui: UiStack) -> dict[str, str]:
-    codec = TokenCodec(ui.settings.secret, ApiConfig().jwt_algorithm, {})
+    codec = TokenCodec(ui.settings.secret, ui.settings.jwt_algorithm, {})
     token = AuthenticationToken(
         exp=utcnow() + timedelta(hours=1),
         primary_namespace="root",

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from services.api.watcher import PathWatcher
 from services.packer.store import link_of, link_target
 from shared.settings import Settings
@@ -31,9 +30,14 @@ async def watched(stack: Any, settings: Settings, tmp_path: Path) -> AsyncIterat
     folder = tmp_path / "environments"
     folder.mkdir()
     s = api_settings(tmp_path, settings).model_copy(
-        update={"watch_paths": f"{folder}:{tmp_path / 'absent'}", "watch_interval_s": SCAN_S}
+        update={
+            "watch_paths": f"{folder}:{tmp_path / 'absent'}",
+            "watch_interval_s": SCAN_S,
+            "predefined_tokens": {},
+            "enable_ui": False,
+        }
     )
-    app = create_app(s, store=stack.store, config=ApiConfig(predefined_tokens={}, enable_ui=False))
+    app = create_app(s, store=stack.store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

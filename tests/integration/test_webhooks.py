@@ -15,13 +15,12 @@ import httpx
 import pytest
 
 from services.api.app import create_app
-from services.api.config import ApiConfig
 from shared.events import BuildStarted, NamespaceCreated, new_event
 from shared.webhooks import SIGNATURE_HEADER, verify
 from tests.fixtures.api import ApiHarness, api_settings, spec_event
 from tests.harness.receiver import Receiver
 
-FAST_RETRIES = ApiConfig(
+FAST_RETRIES = dict(
     predefined_tokens={},
     enable_ui=False,
     webhook_retry_base_s=0.05,
@@ -33,7 +32,9 @@ FAST_RETRIES = ApiConfig(
 @asynccontextmanager
 async def gateway(stack: Any, settings: Any, tmp_path: Any) -> AsyncIterator[ApiHarness]:
     """An API process (and so a dispatcher) with retries quick enough to watch."""
-    app = create_app(api_settings(tmp_path, settings), store=stack.store, config=FAST_RETRIES)
+    app = create_app(
+        api_settings(tmp_path, settings).model_copy(update=FAST_RETRIES), store=stack.store
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings
 import services
 import shared
 from services.cli import SERVICES
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "conda-store-es:latest"
@@ -68,12 +69,13 @@ def our_containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_settings_of_every_class_are_known() -> None:
-    """API-only (ApiConfig) and auth (AuthConfig) variables are settings too."""
+def test_one_settings_model_knows_every_variable() -> None:
+    """API-only and auth variables are in the one model too (they were separate classes)."""
+    assert settings_classes() == {Settings}
     known = known_variables()
     assert {"CONDA_STORE_NATS_URL", "NATS_URL", "CONDA_STORE_NATS_REPLICAS"} <= known
-    assert {"CONDA_STORE_ENABLE_UI", "CONDA_STORE_MAX_PAGE_SIZE"} <= known  # ApiConfig
-    assert "CONDA_STORE_PREDEFINED_TOKENS" in known  # AuthConfig
+    assert {"CONDA_STORE_ENABLE_UI", "CONDA_STORE_MAX_PAGE_SIZE"} <= known
+    assert {"CONDA_STORE_PREDEFINED_TOKENS", "CONDA_STORE_OAUTH_PROVIDER"} <= known
     assert "CONDA_STORE_NO_SUCH_SETTING" not in known
 
 

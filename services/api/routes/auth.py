@@ -56,7 +56,7 @@ def safe_next(request: Request, next_url: str | None) -> str:
 def set_auth_cookie(response: Response, state: ApiState, token: AuthenticationToken) -> None:
     max_age = max(int((as_utc(token.exp) - utcnow()).total_seconds()), 0)
     response.set_cookie(
-        state.config.cookie_name,
+        state.settings.cookie_name,
         state.codec.encode(token),
         max_age=max_age,
         httponly=True,
@@ -107,12 +107,12 @@ async def logout(request: Request, state: ApiState = Depends(api_state)) -> Resp
     """conda-store's POST; GET too, so the pages' "Log out" link works through the gateway."""
     target = safe_next(request, request.query_params.get("next"))
     response = RedirectResponse(target, status_code=303)
-    response.delete_cookie(state.config.cookie_name, path="/")
+    response.delete_cookie(state.settings.cookie_name, path="/")
     return response
 
 
 def _callback_url(request: Request, state: ApiState) -> str:
-    return state.config.oauth_callback_url or str(request.url_for("oauth_callback"))
+    return state.settings.oauth_callback_url or str(request.url_for("oauth_callback"))
 
 
 class _HttpxTransport:

@@ -65,7 +65,7 @@ async def list_environments_v2(
         position = environments.decode_cursor(cursor)
     except ValueError as exc:
         raise APIError(400, "Invalid cursor") from exc
-    size = limit if limit is not None and limit > 0 else state.config.max_page_size
+    size = limit if limit is not None and limit > 0 else state.settings.max_page_size
     data, count, next_cursor = await environments.cursor_page(
         state.pool, caller.patterns(), filters, keys, order == Order.desc, size, position
     )

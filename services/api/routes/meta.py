@@ -74,7 +74,7 @@ async def create_token(
         lookups[ns] = await db_role_bindings(
             state.pool,
             ns,
-            state.config.role_mappings_version,  # type: ignore[arg-type]
+            state.settings.role_mappings_version,  # type: ignore[arg-type]
         )
     try:
         token = mint_token(
@@ -83,7 +83,7 @@ async def create_token(
             expiration=request.expiration,
             role_bindings=request.role_bindings,
             default_namespace=await _default_namespace(state),
-            authenticated_defaults=state.config.authenticated_role_bindings,
+            authenticated_defaults=state.settings.authenticated_role_bindings,
             db_bindings_for=lambda ns: lookups.get(ns, {}),
         )
     except TokenMintError as exc:

@@ -86,7 +86,7 @@ async def ui_proxy(path: str, request: Request, state: ApiState = Depends(api_st
     redirect = slash_redirect(request)
     if redirect is not None:
         return redirect
-    if path == "api" or path.startswith("api/") or not state.config.enable_ui:
+    if path == "api" or path.startswith("api/") or not state.settings.enable_ui:
         return error_response(404, "Not Found")
     if request.method not in FORWARDED:
         return error_response(405, "Method Not Allowed")

@@ -75,7 +75,9 @@ async def register(
     await emit(state, STREAM, event, actor=caller.actor, wait=False)
     hook = _known(await _webhooks(state), webhook_id)
     data = (await _with_state(state, [hook]))[0]
-    data["secret"] = webhook_secret(jwt_secret(state.settings), webhook_id)
+    data["secret"] = webhook_secret(
+        jwt_secret(state.settings.secret, state.settings.data_dir), webhook_id
+    )
     data["signature_header"] = SIGNATURE_HEADER
     return ok(data, "keep the secret now: it is not shown again")
 

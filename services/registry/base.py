@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from .elf import ElfNeeds
 from .layers import Entry
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -111,25 +112,6 @@ def core_entries() -> list[Entry]:
     return entries
 
 
-def _is_elf(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-def elf_files(root: Path) -> list[Path]:
-    """Regular ELF files under ``root`` (binaries and shared objects of the environment)."""
-    found = []
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath, name)
-            if not path.is_symlink() and _is_elf(path):
-                found.append(path)
-    return sorted(found)
-
-
 def linked_libraries(binaries: Iterable[Path]) -> list[str]:
     """Absolute host paths ``ldd`` resolves for ``binaries`` (in batches, one process each)."""
     found: set[str] = set()
@@ -152,12 +134,22 @@ def linked_libraries(binaries: Iterable[Path]) -> list[str]:
     return sorted(found)
 
 
-def library_entries(prefix_root: Path, exclude: set[str]) -> list[Entry]:
+def library_entries(
+    prefix_root: Path, needs: ElfNeeds, provided: set[str], exclude: set[str]
+) -> list[Entry]:
     """Host libraries the environment's ELF files link, minus what the prefix itself provides
-    and what the core layer already has (``exclude``: image paths)."""
+    and what the core layer already has (``exclude``: image paths).
+
+    ``ldd`` runs only on one file per soname the prefix lacks (``provided``: the base names of
+    its files) and on the files ``needs`` could not read: the host libraries the whole prefix
+    reaches are those those files reach, as host libraries link no environment library.
+    """
     root = str(prefix_root.resolve())
+    wanted = {path for soname, path in needs.needs.items() if soname not in provided}
     entries = []
-    for host_path in linked_libraries(elf_files(prefix_root)):
+    for host_path in linked_libraries(
+        prefix_root / p for p in sorted({*wanted, *needs.unreadable})
+    ):
         if os.path.realpath(host_path).startswith(root + os.sep):
             continue
         at = image_path(host_path)

@@ -23,7 +23,8 @@ from typing import Any
 
 from shared.fileops import write_text_atomic
 
-from . import base
+from . import base, elf
+from .elf import ElfNeeds
 from .layers import Entry, LayerBlob, write_layer
 from .oci import (
     OCI_CONFIG,
@@ -33,7 +34,7 @@ from .oci import (
     image_manifest,
     sha256_digest,
 )
-from .plan import FORMAT_VERSION, plan_layers, prefix_entries
+from .plan import FORMAT_VERSION, LayerPlan, PackageLayer, plan_layers, prefix_entries
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -97,10 +98,21 @@ class BuiltImage:
 
 
 class LayerCache:
-    """Remembers (on local disk) the digests a cache key produced, to skip recompressing."""
+    """Remembers (on local disk) what a package layer's cache key produced: its digests, to
+    skip recompressing, and what its ELF files need, to skip reading them again."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def needs(self, staging: Path, package: PackageLayer) -> ElfNeeds:
+        path = self.root / f"{package.cache_key}.elf.json"
+        try:
+            return ElfNeeds.from_json(json.loads(path.read_text()))
+        except (FileNotFoundError, ValueError, KeyError):
+            pass
+        found = elf.scan(staging, package.files)
+        write_text_atomic(path, json.dumps(found.as_json()))
+        return found
 
     def get(self, key: str) -> Layer | None:
         try:
@@ -151,11 +163,24 @@ class ImageWriter:
             self.cache.put(key, Layer(name, blob.digest, blob.diff_id, blob.size))
         return layer
 
-    async def _offline_base(self, staging: Path, work: Path) -> list[Awaitable[Layer]]:
+    def _elf_needs(self, staging: Path, plan: LayerPlan) -> ElfNeeds:
+        """What the prefix's ELF files need: each package's as first read, the rest now."""
+        total = ElfNeeds()
+        for package in plan.installed:
+            total.add(self.cache.needs(staging, package))
+        total.add(elf.scan(staging, plan.unowned))
+        return total
+
+    async def _offline_base(
+        self, staging: Path, plan: LayerPlan, work: Path
+    ) -> list[Awaitable[Layer]]:
         """busybox, the host's glibc and the libraries the environment links against."""
         core = await asyncio.to_thread(base.core_entries)
         taken = {e.arcname for e in core}
-        libs = await asyncio.to_thread(base.library_entries, staging, taken)
+        needs = await asyncio.to_thread(self._elf_needs, staging, plan)
+        libs = await asyncio.to_thread(
+            base.library_entries, staging, needs, plan.file_names(), taken
+        )
         jobs = [self._layer("base", core, _entries_key(core), work / "base.tar.gz")]
         if libs:
             jobs.append(self._layer("libs", libs, _entries_key(libs), work / "libs.tar.gz"))
@@ -169,7 +194,7 @@ class ImageWriter:
         plan = await asyncio.to_thread(plan_layers, staging, self.image_prefix)
         jobs: list[Awaitable[Layer]] = []
         if upstream is None:
-            jobs += await self._offline_base(staging, work)
+            jobs += await self._offline_base(staging, plan, work)
         for i, package in enumerate(plan.packages):
             entries = prefix_entries(staging, self.image_prefix, package.files)
             jobs.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +41,19 @@ class PackageLayer:
 @dataclass(slots=True)
 class LayerPlan:
     packages: list[PackageLayer] = field(default_factory=list)
+    """The packages that get a layer of their own."""
     rest: list[str] = field(default_factory=list)
+    """Files of the final layer: the other packages' and those no package owns."""
     all_packages: list[str] = field(default_factory=list)
+    installed: list[PackageLayer] = field(default_factory=list)
+    """Every installed package, with or without its own layer."""
+    unowned: list[str] = field(default_factory=list)
+    """Files no package owns (conda-meta, link-script and pip output)."""
+
+    def file_names(self) -> set[str]:
+        """The base name of every file in the prefix."""
+        paths = [*self.unowned, *(f for p in self.installed for f in p.files)]
+        return {os.path.basename(p) for p in paths}
 
 
 def _package_key(meta: dict, image_prefix: str, files: list[str]) -> str:  # type: ignore[type-arg]
@@ -73,8 +85,7 @@ def plan_layers(staging: Path, image_prefix: str) -> LayerPlan:
     candidates: list[PackageLayer] = []
     for meta_path in sorted((staging / "conda-meta").glob("*.json")):
         meta = json.loads(meta_path.read_text())
-        files = sorted({f for f in meta.get("files", []) if os.path.lexists(staging / f)})
-        size = sum((staging / f).lstat().st_size for f in files if not (staging / f).is_symlink())
+        files, size = _present(str(staging), meta.get("files", []))
         layer = PackageLayer(
             name=meta["name"],
             version=str(meta["version"]),
@@ -93,18 +104,38 @@ def plan_layers(staging: Path, image_prefix: str) -> LayerPlan:
             owned.update(layer.files)
     plan.rest = _unowned(staging, owned)
     plan.all_packages.sort()
+    plan.installed = sorted(candidates, key=lambda p: p.name)
+    anyone = {f for p in candidates for f in p.files}
+    plan.unowned = [f for f in plan.rest if f not in anyone]
     return plan
 
 
+def _present(root: str, listed: list[str]) -> tuple[list[str], int]:
+    """The listed files still in the prefix (sorted), and their bytes (symlinks count 0):
+    one ``lstat`` each, on plain strings, as a large environment has tens of thousands."""
+    present, size = [], 0
+    for rel in set(listed):
+        try:
+            st = os.lstat(os.path.join(root, rel))
+        except FileNotFoundError:
+            continue
+        present.append(rel)
+        if not stat.S_ISLNK(st.st_mode):
+            size += st.st_size
+    return sorted(present), size
+
+
 def _unowned(staging: Path, owned: set[str]) -> list[str]:
+    root = str(staging)
     rest = []
-    for dirpath, dirnames, filenames in os.walk(staging):
-        rel_dir = os.path.relpath(dirpath, staging)
-        for name in filenames + [d for d in dirnames if os.path.islink(Path(dirpath, d))]:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = dirpath[len(root) + 1 :]  # "" at the top
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames + links:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
             if rel not in owned:
                 rest.append(rel)
-        if not filenames and not dirnames and rel_dir != ".":
+        if not filenames and not dirnames and rel_dir:
             rest.append(rel_dir)
     return sorted(rest)
 

@@ -365,17 +365,7 @@ GROUPS: tuple[type[BaseModel], ...] = (
 )
 
 
-class Settings(
-    StorageSettings,
-    EventsSettings,
-    HTTPSettings,
-    AuthSettings,
-    APISettings,
-    SolverSettings,
-    PackerSettings,
-    RegistrySettings,
-    BaseSettings,
-):
+class Settings(*GROUPS, BaseSettings):  # type: ignore[misc]
     model_config = SettingsConfigDict(env_prefix="CONDA_STORE_", extra="ignore")
 
     @property

@@ -9,9 +9,8 @@ compressed tar entries are kept under ``<cache>/<key>.gz`` and reused. Only what
 one build — conda-meta records, files made at install time (noarch ``.pyc``, entry points),
 pip's files and ``conda-unpack`` with its prefix list — is compressed for each build.
 
-Compression is gzip by ISA-L (``isal``) at its level 2: on CPython's tar of CPython it runs at
-~300 MB/s against zlib's ~38 MB/s at conda-pack's level 4, for output ~8% larger (ratio 0.425
-against 0.394). Packing was the CPU bottleneck of every build on a small machine.
+Compression is gzip by ISA-L at its level 2 (``shared.gzip_stream``, the image layers' too):
+packing was the CPU bottleneck of every build on a small machine.
 
 conda-pack itself decides every entry: its ``CondaEnv`` lists the files and its ``Packer``
 writes them (prefix records, shebang rewriting, activate scripts, ``conda-unpack``) through
@@ -40,9 +39,9 @@ from typing import Any, BinaryIO
 
 from conda_pack.core import CondaEnv, File, Packer
 from conda_pack.formats import TarArchive
-from isal import igzip
 
 from shared.fileops import copy_into
+from shared.gzip_stream import FAST_LEVEL, gzip_writer
 
 FORMAT = 2
 """Bump when the member layout changes, so old cache entries stop matching."""
@@ -52,9 +51,6 @@ CHUNK_BYTES = 8 * 1024 * 1024
 parallel."""
 
 COPY_BUFFER = 1024 * 1024
-
-GZIP_LEVEL = 2
-"""ISA-L's level (0–3; see above)."""
 
 PrefixRecord = tuple[str, str, str]
 """conda-unpack's ``(path, placeholder, mode)`` for a file whose prefix it rewrites."""
@@ -102,7 +98,7 @@ class _Member(TarArchive):
 
     def __init__(self, path: Path, level: int, mtime: int, last: bool) -> None:
         self._raw = open(path, "wb")  # closed in __exit__
-        self._gzip = _gzip_writer(self._raw, level)
+        self._gzip = gzip_writer(self._raw, level)
         super().__init__(self._gzip, arcroot="", close_file=False, mode="w", mtime=mtime)
         self._last = last
 
@@ -120,15 +116,10 @@ class _Member(TarArchive):
             self._raw.close()
 
 
-def _gzip_writer(raw: Any, level: int) -> igzip.IGzipFile:
-    """No name nor time in the gzip header: members depend on their contents only."""
-    return igzip.IGzipFile(filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0)
-
-
 def _write_member(prefix: str, files: Sequence[File], path: Path) -> list[PrefixRecord]:
     """``files`` through conda-pack's Packer into one (not last) member; returns their prefix
     records."""
-    with _Member(path, GZIP_LEVEL, mtime=0, last=False) as member:
+    with _Member(path, FAST_LEVEL, mtime=0, last=False) as member:
         packer = Packer(prefix, member)
         for f in files:
             packer.add(f)
@@ -366,7 +357,7 @@ class _SegmentPacker:
 
     def _write_last(self, path: Path, records: list[PrefixRecord]) -> None:
         """conda-pack's closing entries (activate scripts, conda-unpack with every record)."""
-        with _Member(path, GZIP_LEVEL, self.mtime, last=True) as member:
+        with _Member(path, FAST_LEVEL, self.mtime, last=True) as member:
             packer = Packer(self.prefix, member)
             packer.prefixes = list(records)
             packer.finish()

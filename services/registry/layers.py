@@ -1,14 +1,14 @@
 """Reproducible layer tarballs: the same files always give the same bytes and digests.
 
 Entries are sorted by path; owner, group and mtime are zeroed; user and group names are empty;
-hard links are written as plain files; gzip's header carries no name and mtime 0. Both the
+hard links are written as plain files; gzip (ISA-L's, ``shared.gzip_stream``, as fast as the
+packer's archives) carries no name and mtime 0. Both the
 uncompressed digest (the config's ``diff_id``) and the compressed one (the blob digest) are
 computed while the layer streams to disk, so no layer is ever held in memory.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-GZIP_LEVEL = 6
+from shared.gzip_stream import FAST_LEVEL, gzip_writer
+
 DIR_MODE = 0o755
 
 
@@ -120,13 +121,11 @@ def _tarinfo(entry: Entry) -> tuple[tarfile.TarInfo, BinaryIO | None]:
     return info, open(entry.source, "rb")  # closed by write_layer
 
 
-def write_layer(entries: Iterable[Entry], out_path: Path, level: int = GZIP_LEVEL) -> LayerBlob:
+def write_layer(entries: Iterable[Entry], out_path: Path, level: int = FAST_LEVEL) -> LayerBlob:
     """Write a gzip'd tar of ``entries`` (parents added, sorted) to ``out_path``."""
     with open(out_path, "wb") as raw:
         compressed = _HashingWriter(raw)
-        with gzip.GzipFile(
-            filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=level
-        ) as gz:
+        with gzip_writer(compressed, level) as gz:
             plain = _HashingWriter(gz)  # type: ignore[arg-type]
             with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for entry in with_parents(entries):

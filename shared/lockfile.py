@@ -7,6 +7,8 @@ installs exactly what the lockfile pins. ``manager: pip`` entries come back as P
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,16 @@ class LockContents:
     platform: str
     conda: list[rattler.RepoDataRecord]
     pip: list[PipPin] = field(default_factory=list)
+
+
+def content_key(contents: LockContents, *salt: str) -> str:
+    """Identity of an environment: what would be installed, byte for byte (conda URLs and
+    hashes, pip URLs and hashes); ``salt`` adds what else the caller's product depends on
+    (its format version, an image prefix...)."""
+    conda = sorted(f"{r.url}#{r.md5.hex() if r.md5 else ''}" for r in contents.conda)
+    pip = sorted(f"{p.name}=={p.version}@{p.url}#{p.sha256 or ''}" for p in contents.pip)
+    doc = {"salt": list(salt), "platform": contents.platform, "conda": conda, "pip": pip}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def _pip_pin(package: rattler.PypiLockedPackage) -> PipPin:

@@ -11,26 +11,16 @@ used archives (hard links to the packed file, so a miss costs no copy).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.lockfile import LockContents
-
 MAX_ENTRIES = 16
-FORMAT = 1
-"""Bump when the archive layout changes, so old entries stop matching."""
-
-
-def content_key(contents: LockContents) -> str:
-    """Identity of an environment: what would be installed, byte for byte."""
-    conda = sorted(f"{r.url}#{r.md5.hex() if r.md5 else ''}" for r in contents.conda)
-    pip = sorted(f"{p.name}=={p.version}@{p.url}#{p.sha256 or ''}" for p in contents.pip)
-    doc = {"format": FORMAT, "platform": contents.platform, "conda": conda, "pip": pip}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+FORMAT = "archive-2"
+"""Bump when the archive layout changes, so old entries stop matching (the salt of
+``shared.lockfile.content_key``)."""
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,15 @@ from shared.events import (
     stream_of_build,
 )
 from shared.eventstore import Append, EventStore
-from shared.lockfile import LockContents, UserError, read_lockfile
+from shared.lockfile import LockContents, UserError, content_key, read_lockfile
 from shared.logging import get_logger
 from shared.package_cache import prune as prune_package_cache
 from shared.pip_install import install_pip
 from shared.sbom import SbomSubject
 from shared.settings import Settings
 
-from .archive_cache import ArchiveCache, content_key
+from .archive_cache import FORMAT as ARCHIVE_FORMAT
+from .archive_cache import ArchiveCache
 from .cancel import CancelRegistry
 from .install import (
     check_prefix_length,
@@ -354,7 +355,7 @@ class PackerWorker(Worker):
     ) -> str:
         """The build's archive uploaded: an identical package set's archive when one was packed
         before, else conda-pack of the prefix (kept in the archive cache for the next one)."""
-        reuse_key = content_key(contents)
+        reuse_key = content_key(contents, ARCHIVE_FORMAT)
         key = archive_key(build_id)
         cached = await asyncio.to_thread(self.archives.get, reuse_key)
         if cached is not None:

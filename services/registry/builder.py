@@ -35,15 +35,24 @@ from shared.events import (
     stream_of_build,
 )
 from shared.eventstore import Append, EventStore
-from shared.lockfile import read_lockfile
+from shared.lockfile import LockContents, content_key, read_lockfile
 from shared.logging import get_logger
 from shared.sbom import MEDIA_TYPE as SBOM_MEDIA_TYPE
 from shared.settings import Settings
 
 from .blobs import Blobs, ImageRef, blob_key, gc_lock
-from .image import BuiltImage, ImageLabels, ImageWriter, Layer, LayerCache, UpstreamBase
+from .image import (
+    BuiltImage,
+    ImageLabels,
+    ImageRecipe,
+    ImageWriter,
+    Layer,
+    LayerCache,
+    UpstreamBase,
+)
 from .install import IMAGE_PLATFORM, install_for_image, install_pip_for_image
 from .oci import OCI_CONFIG, OCI_MANIFEST, sha256_digest
+from .plan import FORMAT_VERSION
 from .upstream import ResolvedBaseCache, UpstreamError, UpstreamRegistry, parse_reference
 
 log = get_logger(__name__)
@@ -160,13 +169,7 @@ class ImageBuilder(Worker):
             work = Path(tmp)
             lockfile = work / "conda-lock.yml"
             await self.artifacts.download_file(job.lockfile_key, lockfile)
-            staging = work / "prefix"
             contents = await asyncio.to_thread(read_lockfile, lockfile, IMAGE_PLATFORM)
-            await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
-            if contents.pip:
-                await install_pip_for_image(
-                    staging, contents.pip, self.image_prefix, self.settings.pip_index, work
-                )
             writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
             sbom = await self.artifacts.get_bytes(job.sbom_key) if job.sbom_key else None
             labels = ImageLabels(
@@ -177,7 +180,18 @@ class ImageBuilder(Worker):
                 tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
                 sha256_digest(sbom) if sbom is not None else "",
             )
-            image = await writer.build(staging, work, labels, await self._upstream_base(work))
+            upstream = await self._upstream_base(work)
+            recipe_key = content_key(
+                contents, FORMAT_VERSION, self.image_prefix, await writer.base_identity(upstream)
+            )
+            recipe = await asyncio.to_thread(self.layer_cache.recipe, recipe_key)
+            if recipe is not None and await self._all_stored(recipe):
+                log.info("identical package set imaged before: its layers reused, no install")
+                image = writer.assemble(recipe, labels, upstream)
+            else:
+                image = await self._build(contents, work, writer, labels, upstream)
+                if image.recipe is not None:
+                    await asyncio.to_thread(self.layer_cache.put_recipe, recipe_key, image.recipe)
             image.sbom = sbom
             ref = ImageRef(
                 build_id=job.build_id,
@@ -190,6 +204,30 @@ class ImageBuilder(Worker):
                 await self.blobs.write_ref(ref)
                 await self._upload(image)
             return image
+
+    async def _build(
+        self,
+        contents: LockContents,
+        work: Path,
+        writer: ImageWriter,
+        labels: ImageLabels,
+        upstream: UpstreamBase | None,
+    ) -> BuiltImage:
+        """Install the environment at the image prefix in ``work``, then write its layers."""
+        staging = work / "prefix"
+        await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
+        if contents.pip:
+            await install_pip_for_image(
+                staging, contents.pip, self.image_prefix, self.settings.pip_index, work
+            )
+        return await writer.build(staging, work, labels, upstream)
+
+    async def _all_stored(self, recipe: ImageRecipe) -> bool:
+        """Whether every layer of ``recipe`` is still a blob (GC may have taken some)."""
+        for layer in recipe.layers:
+            if not await self.blobs.has(layer.digest):
+                return False
+        return True
 
     async def _upstream_base(self, work: Path) -> UpstreamBase | None:
         """The configured base image's layers, each downloaded only if not stored yet."""

@@ -75,6 +75,27 @@ class UpstreamBase:
     config: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ImageRecipe:
+    """An image's own layers (an upstream base's left out) and its package list: all that a
+    rebuild of the same package set needs, with its own labels, instead of installing again."""
+
+    layers: list[Layer]
+    packages: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        layers = [
+            {"name": x.name, "digest": x.digest, "diff_id": x.diff_id, "size": x.size}
+            | {"media_type": x.media_type}
+            for x in self.layers
+        ]
+        return {"layers": layers, "packages": self.packages}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageRecipe:
+        return cls([Layer(**layer) for layer in data["layers"]], list(data["packages"]))
+
+
 @dataclass(slots=True)
 class BuiltImage:
     manifest: bytes
@@ -82,6 +103,7 @@ class BuiltImage:
     layers: list[Layer] = field(default_factory=list)
     sbom: bytes | None = None
     """The build's SBOM, stored as a blob beside the layers (the config's label names it)."""
+    recipe: ImageRecipe | None = None
 
     @property
     def digest(self) -> str:
@@ -99,10 +121,20 @@ class BuiltImage:
 
 class LayerCache:
     """Remembers (on local disk) what a package layer's cache key produced: its digests, to
-    skip recompressing, and what its ELF files need, to skip reading them again."""
+    skip recompressing, and what its ELF files need, to skip reading them again; and the
+    recipe of the image of each package set."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def recipe(self, key: str) -> ImageRecipe | None:
+        try:
+            return ImageRecipe.from_json(json.loads((self.root / f"{key}.image.json").read_text()))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def put_recipe(self, key: str, recipe: ImageRecipe) -> None:
+        write_text_atomic(self.root / f"{key}.image.json", json.dumps(recipe.as_json()))
 
     def needs(self, staging: Path, package: PackageLayer) -> ElfNeeds:
         path = self.root / f"{package.cache_key}.elf.json"
@@ -203,7 +235,19 @@ class ImageWriter:
         rest = prefix_entries(staging, self.image_prefix, plan.rest)
         jobs.append(self._layer("environment", rest, None, work / "rest.tar.gz"))
         layers = list(await asyncio.gather(*jobs))
-        document = self._config(layers, labels, plan.all_packages)
+        built = self.assemble(ImageRecipe(layers, plan.all_packages), labels, upstream)
+        built.recipe = ImageRecipe(
+            [Layer(x.name, x.digest, x.diff_id, x.size, None, x.media_type) for x in layers],
+            plan.all_packages,
+        )
+        return built
+
+    def assemble(
+        self, recipe: ImageRecipe, labels: ImageLabels, upstream: UpstreamBase | None = None
+    ) -> BuiltImage:
+        """The config and manifest of ``recipe``'s layers, with ``labels``, on ``upstream``."""
+        layers = list(recipe.layers)
+        document = self._config(layers, labels, recipe.packages)
         if upstream is not None:
             layers = [*upstream.layers, *layers]
             document = on_upstream(document, upstream, self.image_prefix)
@@ -213,6 +257,12 @@ class ImageWriter:
             [Descriptor(layer.media_type, layer.digest, layer.size) for layer in layers],
         )
         return BuiltImage(canonical_json(manifest), config, layers)
+
+    async def base_identity(self, upstream: UpstreamBase | None) -> str:
+        """What the layers under the environment are, for the key of an image recipe."""
+        if upstream is not None:
+            return "upstream:" + ",".join(layer.digest for layer in upstream.layers)
+        return "offline:" + _entries_key(await asyncio.to_thread(base.core_entries))
 
     def _config(self, layers: list[Layer], labels: ImageLabels, packages: list[str]) -> dict:  # type: ignore[type-arg]
         prefix = self.image_prefix

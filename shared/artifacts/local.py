@@ -85,16 +85,34 @@ class LocalArtifactStore:
     # -- atomic writes -----------------------------------------------------------------------
 
     def _write_atomic(self, key: str, fill: _Filler, content_type: str | None) -> ArtifactInfo:
-        target = self._path(key)
-        staging = self.root / STAGING_DIR
-        staging.mkdir(parents=True, exist_ok=True)
-        tmp = staging / f"{uuid.uuid4().hex}.part"
-        try:
+        def write(tmp: Path) -> None:
             with open(tmp, "wb") as out:
                 fill(out)
                 out.flush()
                 if self._fsync:
                     os.fsync(out.fileno())
+
+        return self._place(key, write, content_type)
+
+    def _link_atomic(
+        self, key: str, source: Path, content_type: str | None
+    ) -> ArtifactInfo | None:
+        """``source`` linked in under ``key``; None when it cannot be (another filesystem)."""
+        try:
+            return self._place(key, lambda tmp: os.link(source, tmp), content_type)
+        except OSError:
+            return None
+
+    def _place(
+        self, key: str, make: Callable[[Path], None], content_type: str | None
+    ) -> ArtifactInfo:
+        """``make`` a file at a staging path, then move it to ``key`` in one rename."""
+        target = self._path(key)
+        staging = self.root / STAGING_DIR
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = staging / f"{uuid.uuid4().hex}.part"
+        try:
+            make(tmp)
             self._move_into_place(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -128,13 +146,18 @@ class LocalArtifactStore:
     async def put_file(
         self, key: str, path: Path | str, content_type: str | None = None
     ) -> ArtifactInfo:
-        """Copy a file in (streamed by the OS); ``content_type`` is not persisted locally."""
+        """Put a file in: hard-linked when it is on the artifacts' filesystem (an archive of
+        1 GB is not copied; every caller hands in a finished file it never writes again),
+        else copied (streamed by the OS). ``content_type`` is not persisted locally."""
         source = Path(path)
 
         def fill(out: BinaryIO) -> None:
             with open(source, "rb") as src:
                 copy_into(src, out)
 
+        linked = await asyncio.to_thread(self._link_atomic, key, source, content_type)
+        if linked is not None:
+            return linked
         return await asyncio.to_thread(self._write_atomic, key, fill, content_type)
 
     async def put_stream(

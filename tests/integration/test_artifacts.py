@@ -11,6 +11,7 @@ import hashlib
 import io
 import math
 import os
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -280,6 +281,26 @@ async def test_local_traversal_cannot_escape_root(tmp_path: Path) -> None:
     with pytest.raises(ValueError):  # the staging area is not addressable
         await store.put_bytes(".staging/x", b"x")
     assert (tmp_path / "secret.txt").read_bytes() == b"top secret"
+
+
+async def test_local_put_file_links_a_file_of_its_filesystem_and_copies_any_other(
+    tmp_path: Path,
+) -> None:
+    """A 1 GB archive put in is not copied when it can be linked; elsewhere it is copied."""
+    store = LocalArtifactStore(tmp_path / "root", secret=b"k")
+    here = tmp_path / "archive.tar.gz"
+    here.write_bytes(b"packed once")
+    await store.put_file("builds/1/archive.tar.gz", here)
+    assert (tmp_path / "root" / "builds/1/archive.tar.gz").stat().st_ino == here.stat().st_ino
+    assert await store.get_bytes("builds/1/archive.tar.gz") == b"packed once"
+    assert not list((tmp_path / "root" / ".staging").iterdir())  # nothing left half-made
+    with tempfile.NamedTemporaryFile(dir="/dev/shm") as other:  # tmpfs: another filesystem
+        other.write(b"from elsewhere")
+        other.flush()
+        await store.put_file("builds/2/archive.tar.gz", other.name)
+        copied = tmp_path / "root" / "builds/2/archive.tar.gz"
+        assert copied.stat().st_ino != os.stat(other.name).st_ino
+    assert copied.read_bytes() == b"from elsewhere"
 
 
 # -- failed uploads leave nothing behind -------------------------------------------------------

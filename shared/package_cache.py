@@ -62,6 +62,25 @@ def mark_used(cache_dir: Path, records: Iterable[Any]) -> None:
             os.utime(cache_dir / entry_name(record))
 
 
+_SIZES: dict[tuple[str, int, int], int] = {}
+"""Sizes of extracted entries measured before, by (path, inode, mtime of the directory's
+``info/``): rattler never changes an entry once extracted, and pruning only runs while no
+install (hence no extraction) holds the cache, so each entry is walked once per process, not at
+every build (a data-science cache holds hundreds of thousands of files)."""
+
+
+def _entry_size(entry: Path) -> int:
+    info = entry / "info"
+    try:
+        st_dir, st_info = entry.stat(), info.stat()
+    except FileNotFoundError:
+        return _size(entry)
+    key = (str(entry), st_dir.st_ino, st_info.st_mtime_ns)
+    if key not in _SIZES:
+        _SIZES[key] = _size(entry)
+    return _SIZES[key]
+
+
 def _size(directory: Path) -> int:
     total = 0
     for root, _, files in os.walk(directory):
@@ -85,7 +104,7 @@ def prune(cache_dir: Path, max_bytes: int) -> int:
         for entry in cache_dir.iterdir():
             if entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
                 continue
-            entries.append((entry.stat().st_mtime, _size(entry), entry))
+            entries.append((entry.stat().st_mtime, _entry_size(entry), entry))
         total = sum(size for _, size, _ in entries)
         if total <= max_bytes:
             return 0
@@ -97,6 +116,8 @@ def prune(cache_dir: Path, max_bytes: int) -> int:
             with contextlib.suppress(FileNotFoundError):
                 entry.with_name(f"{entry.name}.lock").unlink()
             shutil.rmtree(entry, ignore_errors=True)
+            for key in [k for k in _SIZES if k[0] == str(entry)]:
+                del _SIZES[key]
             freed += size
         return freed
     finally:

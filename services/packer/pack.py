@@ -10,7 +10,6 @@ The archive is conda-pack's, assembled from per-package members (``segments``): 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -56,28 +55,6 @@ async def pack_prefix(
         lines = err.decode(errors="replace").strip().splitlines()
         raise RuntimeError("conda-pack failed: " + ("\n".join(lines[-15:]) or "no output"))
     return PackStats(**json.loads(out.decode().strip().splitlines()[-1]))
-
-
-def prefix_size(prefix: Path) -> int:
-    """Bytes in the prefix as ``du -sb`` counts them: apparent sizes of every file, directory
-    and symlink, each hard-linked inode once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root, dirs, files in os.walk(prefix):
-        for name in (*dirs, *files):
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except FileNotFoundError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1:
-                if key in seen:
-                    continue
-                seen.add(key)
-            total += st.st_size
-    with contextlib.suppress(FileNotFoundError):
-        total += os.lstat(prefix).st_size
-    return total
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def mark_complete(
     tmp = marker.with_name(f".{marker.name}.{uuid.uuid4().hex}")
     body = {"build_id": build_id, "namespace": namespace, "environment": environment}
     tmp.write_text(json.dumps(body))
-    _own(str(tmp), owner.mode(), _id(owner.uid), _id(owner.gid))
+    _own(str(tmp), os.lstat(tmp), owner.mode(), _id(owner.uid), _id(owner.gid))
     os.replace(tmp, marker)
 
 
@@ -125,28 +125,48 @@ class Ownership:
         return int(self.permissions, 8) if self.permissions else None
 
 
-def apply_ownership(prefix: Path, owner: Ownership) -> None:
-    """``chown -R`` and ``chmod -R`` as conda-store does, touching only what differs.
+def own_and_measure(prefix: Path, owner: Ownership) -> int:
+    """``chown -R`` and ``chmod -R`` as conda-store does, touching only what differs, and the
+    prefix's size as ``du -sb`` counts it (apparent sizes of every file, directory and
+    symlink, each hard-linked inode once): one walk, as a large environment has tens of
+    thousands of entries.
 
     The files are hard links into the shared package cache, so after the first build that
     holds a package its inodes already carry the right owner and mode: later builds only stat.
     Symlinks are left alone (their mode means nothing; chown would follow them).
     """
     mode, uid, gid = owner.mode(), _id(owner.uid), _id(owner.gid)
-    if mode is None and uid == -1 and gid == -1:
-        return
+    seen: set[tuple[int, int]] = set()
+    total = 0
     for root, dirs, files in os.walk(prefix):
         for name in (*dirs, *files):
-            _own(os.path.join(root, name), mode, uid, gid)
-    _own(str(prefix), mode, uid, gid)
+            path = os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            total += _counted(st, seen)
+            _own(path, st, mode, uid, gid)
+    st = os.lstat(prefix)
+    _own(str(prefix), st, mode, uid, gid)
+    return total + st.st_size
+
+
+def _counted(st: os.stat_result, seen: set[tuple[int, int]]) -> int:
+    """``st``'s bytes, or 0 for an inode counted already."""
+    if st.st_nlink > 1:
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return 0
+        seen.add(key)
+    return st.st_size
 
 
 def _id(value: int | None) -> int:
     return -1 if value is None else value
 
 
-def _own(path: str, mode: int | None, uid: int, gid: int) -> None:
-    st = os.lstat(path)
+def _own(path: str, st: os.stat_result, mode: int | None, uid: int, gid: int) -> None:
     if stat.S_ISLNK(st.st_mode):
         return
     if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):

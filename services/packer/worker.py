@@ -63,14 +63,14 @@ from .install import (
     work_dir,
 )
 from .logs import InstallReporter, PackerLog, describe_error
-from .pack import pack_prefix, pack_threads, prefix_size, segment_cache_dir
+from .pack import pack_prefix, pack_threads, segment_cache_dir
 from .sbom import upload_sbom
 from .segments import SegmentCache
 from .store import (
     Ownership,
-    apply_ownership,
     free_bytes,
     mark_complete,
+    own_and_measure,
     prefix_of_build,
     remove_prefix,
 )
@@ -288,8 +288,7 @@ class PackerWorker(Worker):
 
         policy = submitted.store_policy
         owner = Ownership(policy.uid, policy.gid, policy.permissions)
-        await asyncio.to_thread(apply_ownership, prefix, owner)
-        size = await asyncio.to_thread(prefix_size, prefix)
+        size = await asyncio.to_thread(own_and_measure, prefix, owner)
 
         progress.phase = "pack"
         archive: str | None = None

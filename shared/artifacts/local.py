@@ -94,9 +94,7 @@ class LocalArtifactStore:
 
         return self._place(key, write, content_type)
 
-    def _link_atomic(
-        self, key: str, source: Path, content_type: str | None
-    ) -> ArtifactInfo | None:
+    def _link_atomic(self, key: str, source: Path, content_type: str | None) -> ArtifactInfo | None:
         """``source`` linked in under ``key``; None when it cannot be (another filesystem)."""
         try:
             return self._place(key, lambda tmp: os.link(source, tmp), content_type)

@@ -10,8 +10,9 @@ For environments of 10, 50, 150 and all packages of the large channel (closed pr
   packer and the registry's image builder over NATS, cold (fresh database, NATS, data dir);
   then the identical spec again (warm); then a one-package change (the next package of the
   growth order, or for the whole channel the last one left out);
-- image: `Packed` -> `ImagePushed` (recorded times) for the cold build and the warm rebuild,
-  against the packer's own time (`Solved` -> `Packed`);
+- image: `Packed` -> `ImagePushed` (recorded times) for the cold build, the warm rebuild and
+  the one-package change (one new layer), against the packer's own time (`Solved` ->
+  `Packed`) of the same build;
 - archive: the packer's archive time (its build log) against `tar -c | pigz -p2` of the prefix;
 - disk: everything under the stack's data dir (store, caches, artifacts) once built.
 
@@ -67,6 +68,9 @@ class StackFigures:
     image_cold_s: float
     image_warm_s: float
     """Packed -> ImagePushed of the cold build and of the warm rebuild."""
+    change_pack_s: float
+    change_image_s: float
+    """Solved -> Packed and Packed -> ImagePushed of the one-package change: one new layer."""
     disk_bytes: int
 
 
@@ -123,7 +127,11 @@ async def stack_figures(
         found = ARCHIVE_LINE.search(await BuildLog(env.store.pool, cold_id).text())
         warm_id, warm_s = await _build(env, url, deps, "ds")
         image_warm = await _image_lag(env, warm_id)
-        _, change_s = await _build(env, url, change, "ds")
+        change_id, change_s = await _build(env, url, change, "ds")
+        change_image = await _image_lag(env, change_id)
+        change_pack = await _recorded(env, change_id, "Packed") - await _recorded(
+            env, change_id, "Solved"
+        )
         return StackFigures(
             cold_s=cold_s,
             warm_s=warm_s,
@@ -132,6 +140,8 @@ async def stack_figures(
             archive_s=float(found.group(1)) if found else float("nan"),
             image_cold_s=image_cold,
             image_warm_s=image_warm,
+            change_pack_s=change_pack,
+            change_image_s=change_image,
             disk_bytes=await asyncio.to_thread(disk_usage, env.settings.data_dir),
         )
 
@@ -145,7 +155,8 @@ def table(rows: list[tuple[DirectFigures, float, float, StackFigures]]) -> str:
     head = (
         f"{'pkgs':>5} {'direct s':>9} {'stack s':>8} {'P1':>6} {'warm s':>7} {'P2':>6}"
         f" {'+1 pkg s':>9} {'+1/cold':>8} {'pack s':>7} {'img cold s':>11} {'img/pack':>9}"
-        f" {'img warm s':>11} {'archive s':>10} {'pigz s':>7} {'arch/pigz':>10} {'disk MB':>8}"
+        f" {'img warm s':>11} {'+1 img s':>9} {'+1 img/pack':>12}"
+        f" {'archive s':>10} {'pigz s':>7} {'arch/pigz':>10} {'disk MB':>8}"
     )
     lines = [head, "-" * len(head)]
     for d, umoci_s, pigz_s, s in rows:
@@ -154,7 +165,9 @@ def table(rows: list[tuple[DirectFigures, float, float, StackFigures]]) -> str:
             f"{d.packages:>5} {direct_s:>9.2f} {s.cold_s:>8.2f} {s.cold_s / direct_s:>5.2f}x"
             f" {s.warm_s:>7.2f} {s.warm_s / s.cold_s:>5.3f}x {s.change_s:>9.2f}"
             f" {s.change_s / s.cold_s:>7.2f}x {s.pack_s:>7.2f} {s.image_cold_s:>11.2f}"
-            f" {s.image_cold_s / s.pack_s:>8.2f}x {s.image_warm_s:>11.2f} {s.archive_s:>10.2f}"
+            f" {s.image_cold_s / s.pack_s:>8.2f}x {s.image_warm_s:>11.2f}"
+            f" {s.change_image_s:>9.2f} {s.change_image_s / s.change_pack_s:>11.2f}x"
+            f" {s.archive_s:>10.2f}"
             f" {pigz_s:>7.2f} {s.archive_s / pigz_s:>9.2f}x {s.disk_bytes / 1e6:>8.0f}"
         )
     return "\n".join(lines)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,13 +46,15 @@ def _default(field: FieldInfo) -> Any:
 def _shown(value: Any) -> str:
     if value is None or value is PydanticUndefined:
         return "unset"
+    if isinstance(value, str) and value == "":
+        return "empty"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (dict, list, tuple)):
         return f"`{json.dumps(value, default=str)}`"
-    if isinstance(value, Path) or value == "":
-        return f"`{value}`" if value != "" else "empty"
-    return f"`{value}`" if not isinstance(value, str) or " " not in value else str(value)
+    if isinstance(value, str) and " " in value:
+        return value  # words, e.g. "the service's own"
+    return f"`{value}`"
 
 
 def _cell(text: str, *, code: bool = False) -> str:

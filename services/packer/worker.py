@@ -143,7 +143,7 @@ class PackerWorker(Worker):
         solved = event.payload()
         assert isinstance(solved, Solved)
         build_id = solved.build_id
-        plog = PackerLog(self.pool, self.artifacts, build_id)
+        plog = self.build_log(build_id)
         with (
             structlog.contextvars.bound_contextvars(build_id=build_id),
             self.cancels.track(build_id),
@@ -179,6 +179,10 @@ class PackerWorker(Worker):
         return [Append(stream_of_build(build_id), [new_event(failed, causation=event)])]
 
     # --- one build -----------------------------------------------------------------------
+
+    def build_log(self, build_id: int) -> PackerLog:
+        """The build's live log, in Postgres (a seam: unit tests keep the lines in memory)."""
+        return PackerLog(self.pool, self.artifacts, build_id)
 
     async def _watch_for_cancel(self, store: EventStore, build_id: int) -> None:
         """Fallback for the NATS listener (absent, or reconnecting): poll the build's stream.

@@ -18,6 +18,7 @@ per-attempt work directory (``builds/<id>.<attempt>.work``: lockfile, archive) i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -33,7 +34,7 @@ import structlog
 from shared.artifacts import ArtifactStore
 from shared.artifacts.keys import build_prefix
 from shared.bus.consumer import HandlerContext, Worker
-from shared.cancellation import build_was_canceled, wait_until_canceled
+from shared.cancellation import build_was_canceled, canceled_in, wait_until_canceled
 from shared.events import (
     BuildFailed,
     EventData,
@@ -144,6 +145,7 @@ class PackerWorker(Worker):
         assert isinstance(solved, Solved)
         build_id = solved.build_id
         plog = self.build_log(build_id)
+        outcome: EventData | None = None
         with (
             structlog.contextvars.bound_contextvars(build_id=build_id),
             self.cancels.track(build_id),
@@ -152,21 +154,50 @@ class PackerWorker(Worker):
             try:
                 if await build_was_canceled(ctx.store, build_id):
                     log.info("build was canceled before packing; skipping")
+                    await self._remove_earlier_prefix(solved, ctx)
                     return []
                 watcher = asyncio.create_task(self._watch_for_cancel(ctx.store, build_id))
                 outcome = await self._build(solved, plog, ctx)
+                return await self._outcome(event, outcome, plog, ctx)
             except asyncio.CancelledError:
                 if not self.cancels.was_cancelled(build_id):
                     raise  # shutting down: the message is redelivered to another packer
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
+                await self._undo(outcome)
                 await self._on_canceled(plog, build_id)
                 return []
             finally:
                 if watcher is not None:
                     watcher.cancel()
-        return [Append(stream_of_build(build_id), [new_event(outcome, causation=event)])]
+
+    async def _remove_earlier_prefix(self, solved: Solved, ctx: HandlerContext) -> None:
+        """An earlier attempt may have packed the build before its cancel failed that
+        attempt's commit: its complete prefix goes (nothing at all, usually)."""
+        with contextlib.suppress(LookupError):
+            target = await self._target(solved, ctx)
+            await asyncio.to_thread(remove_prefix, target.prefix)
+
+    async def _undo(self, outcome: EventData | None) -> None:
+        """Remove what a build canceled after it was packed made: its complete prefix."""
+        if isinstance(outcome, Packed) and outcome.directory:
+            await asyncio.to_thread(remove_prefix, Path(outcome.directory))
+
+    async def _outcome(
+        self, event: RecordedEvent, outcome: EventData, plog: PackerLog, ctx: HandlerContext
+    ) -> Sequence[Append]:
+        """The build's result, appended only on the stream as it was read here: a cancel that
+        landed at the end of the build (after the last cancel watch) undoes a ``Packed``, and
+        one that lands after this read fails the commit, which is then handled again."""
+        stream = stream_of_build(outcome.build_id)  # type: ignore[attr-defined]
+        history = await ctx.store.read_stream(stream)
+        if canceled_in(history):
+            await self._undo(outcome)
+            await self._on_canceled(plog, outcome.build_id)  # type: ignore[attr-defined]
+            return []
+        version = history[-1].version if history else 0
+        return [Append(stream, [new_event(outcome, causation=event)], expected_version=version)]
 
     def exhausted(self, event: RecordedEvent, error: str) -> Sequence[Append]:
         build_id = int(event.data["build_id"])

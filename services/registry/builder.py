@@ -136,8 +136,10 @@ class ImageBuilder(Worker):
         packed = event.payload()
         assert isinstance(packed, Packed)
         build_id = packed.build_id
-        since = await ctx.store.read_stream(event.stream, event.version + 1)
-        if any(isinstance(e.payload(), ImagePushed | BuildDeleted | BuildCanceled) for e in since):
+        # the whole stream: a cancel committed just before this Packed (by a packer without the
+        # expected-version check) leaves the build CANCELED all the same
+        history = [e.payload() for e in await ctx.store.read_stream(event.stream)]
+        if any(isinstance(e, ImagePushed | BuildDeleted | BuildCanceled) for e in history):
             log.info("image not needed (already pushed, or build deleted/canceled)")
             return []
         job = ImageJob.of(packed) or await ImageJob.from_stream(ctx.store, event.stream, packed)

@@ -32,7 +32,7 @@ from nats.js.errors import NotFoundError
 
 from shared.aio import raise_if_cancelled
 from shared.events import MessageParked, RecordedEvent, new_event
-from shared.eventstore import Append, EventStore, EventTooLarge
+from shared.eventstore import Append, ConcurrencyError, EventStore, EventTooLarge
 from shared.eventstore.leases import Lease, LeaseHeld, LeaseLost, Leases
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -287,6 +287,12 @@ class ConsumerRunner:
                 break
             except LeaseLost as exc:
                 log.warning("lease lost before commit; result discarded", error=str(exc))
+                await _nak(msg, 0)
+                return
+            except ConcurrencyError as exc:  # the stream moved on since the handler read it
+                log.warning("stream changed before commit; handled again", error=str(exc))
+                with contextlib.suppress(Exception):
+                    await self.leases.release(lease)  # the next attempt need not wait
                 await _nak(msg, 0)
                 return
             except EventTooLarge as exc:  # permanent: record the failure instead

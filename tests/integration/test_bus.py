@@ -130,6 +130,39 @@ async def test_crashing_handler_is_redelivered_and_yields_one_result(
     assert results[0].metadata.causation_id == str(rec.event_id)
 
 
+class VersionedWorker(RecordingWorker):
+    """Appends its result against the version of the ``results`` stream it read, so an
+    append by someone else between its read and its commit makes the commit conflict."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__()
+        self.store = store
+
+    async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
+        [append] = await super().handle(event, ctx)
+        version = await self.store.stream_version("results")
+        if ctx.attempt == 1:  # someone else writes between this read and the commit
+            other = NamespaceMetadataSet(namespace="results", metadata={"by": "someone else"})
+            await self.store.append("results", [new_event(other)])
+        return [Append(append.stream, append.events, expected_version=version)]
+
+
+async def test_a_commit_on_a_stream_that_moved_on_is_handled_again(
+    event_store: EventStore, running
+) -> None:
+    """The consumer does not retry a stale commit for ever: the message is redelivered, the
+    handler decides again on the stream as it is now, and its result lands once."""
+    worker = VersionedWorker(event_store)
+    await running(worker)
+    [rec] = await event_store.append("moved-on", inputs(1))
+    await wait_until(lambda: worker.calls[str(rec.event_id)] == 2)
+    await wait_until(lambda: event_store.stream_version("results"), timeout=10)
+    await asyncio.sleep(0.5)
+    results = await event_store.read_stream("results")
+    assert [r.metadata.causation_id for r in results] == [None, str(rec.event_id)]
+    assert worker.calls[str(rec.event_id)] == 2
+
+
 async def test_duplicate_delivery_after_commit_does_not_run_twice(
     event_store: EventStore, settings: Settings, running
 ) -> None:

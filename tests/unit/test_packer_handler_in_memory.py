@@ -32,7 +32,7 @@ from shared.events import (
     new_event,
     stream_of_build,
 )
-from shared.eventstore import Append, InMemoryEventStore
+from shared.eventstore import Append, ConcurrencyError, InMemoryEventStore
 from shared.logging import get_logger
 from shared.projections.build_state import build_from_stream
 from shared.runtime_settings import BuildArtifactType, RuntimeSettings
@@ -134,7 +134,8 @@ async def test_a_solved_build_is_packed_into_the_store_and_recorded_once(tmp_pat
     build_id = int(solved.data["build_id"])
     appends = list(await w.packer.handle(solved, w.context(solved)))
     [append] = appends
-    assert append.stream == stream_of_build(build_id) and append.expected_version is None
+    assert append.stream == stream_of_build(build_id)
+    assert append.expected_version == 3  # the stream as the packer last read it
     [recorded] = await w.commit(solved, appends) or []
     assert (recorded.type, recorded.version, recorded.stream) == ("Packed", 4, f"build-{build_id}")
     assert recorded.metadata.causation_id == str(solved.event_id)
@@ -168,6 +169,52 @@ async def test_a_solved_build_is_packed_into_the_store_and_recorded_once(tmp_pat
     assert [e.type for a in again for e in a.events] == ["Packed"]
     assert await w.commit(solved, again) is None
     assert await w.types(build_id) == ["SpecSubmitted", "BuildStarted", "Solved", "Packed"]
+
+
+async def test_a_cancel_that_lands_as_the_build_ends_wins_over_its_packed(
+    tmp_path: Path,
+) -> None:
+    """A cancel recorded after the last cancel watch, but before the result is committed,
+    fails the commit (the stream moved on); the message is handled again, skips the canceled
+    build and removes the complete prefix the first attempt left. No Packed is ever recorded,
+    so the build stays CANCELED and the registry never images it."""
+    w = World(tmp_path)
+    solved = await w.solved()
+    build_id = int(solved.data["build_id"])
+    appends = list(await w.packer.handle(solved, w.context(solved)))
+    prefix = await w.prefix(build_id)
+    assert is_complete(prefix)
+    await w.log.append(stream_of_build(build_id), [new_event(BuildCanceled(build_id=build_id))])
+    with pytest.raises(ConcurrencyError):
+        await w.commit(solved, appends)
+    assert not await w.log.is_tracked("packer", str(solved.event_id))
+
+    assert await w.packer.handle(solved, w.context(solved, attempt=2)) == []
+    assert not prefix.exists()
+    assert await w.types(build_id) == ["SpecSubmitted", "BuildStarted", "Solved", "BuildCanceled"]
+    folded = build_from_stream(await w.log.read_stream(stream_of_build(build_id)))
+    assert folded is not None and folded.status == "CANCELED"
+
+
+async def test_a_cancel_read_at_the_end_of_the_build_undoes_it(tmp_path: Path) -> None:
+    """The packer reads the stream once more before its result: a cancel found there removes
+    the finished prefix and records nothing."""
+
+    class CanceledAsItFinishes(Packer):
+        async def _build(self, solved: Solved, plog: PackerLog, ctx: HandlerContext):  # type: ignore[no-untyped-def]
+            outcome = await super()._build(solved, plog, ctx)
+            cancel = new_event(BuildCanceled(build_id=solved.build_id))
+            await ctx.store.append(stream_of_build(solved.build_id), [cancel])
+            return outcome
+
+    w = World(tmp_path)
+    w.packer = CanceledAsItFinishes(w.settings, w.artifacts)
+    solved = await w.solved()
+    build_id = int(solved.data["build_id"])
+    assert await w.packer.handle(solved, w.context(solved)) == []
+    assert not (await w.prefix(build_id)).exists()
+    assert "marked as CANCELED" in w.packer.logs[build_id].lines[-1]
+    assert await w.types(build_id) == ["SpecSubmitted", "BuildStarted", "Solved", "BuildCanceled"]
 
 
 async def test_without_conda_pack_the_build_is_packed_without_an_archive(tmp_path: Path) -> None:

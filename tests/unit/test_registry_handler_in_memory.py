@@ -65,9 +65,11 @@ class World:
         version: int = 2,
         make_image: bool = True,
         then: Callable[[int], Sequence[EventData]] = lambda build_id: (),
+        before: Callable[[int], Sequence[EventData]] = lambda build_id: (),
     ) -> RecordedEvent:
-        """A build submitted, solved and packed (``Packed`` of the given shape), then ``then``
-        appended: the ``Packed`` event the builder's consumer is delivered."""
+        """A build submitted, solved and packed (``Packed`` of the given shape), with
+        ``before`` appended ahead of the ``Packed`` and ``then`` after it: the ``Packed`` event
+        the builder's consumer is delivered."""
         settings = RuntimeSettings() if make_image else RuntimeSettings(build_artifacts=NO_IMAGE)
         submitted = await submit_specification(
             self.log,  # type: ignore[arg-type]
@@ -100,6 +102,7 @@ class World:
         *_, event = await self.log.append(
             stream, [new_event(BuildStarted(build_id=build_id)), new_event(solved)]
         )
+        await self.log.append(stream, [new_event(e) for e in before(build_id)])
         [event] = await self.log.append(stream, [new_event(packed, causation=event)])
         await self.log.append(stream, [new_event(e) for e in then(build_id)])
         return event
@@ -163,6 +166,8 @@ async def test_no_image_for_a_build_pushed_deleted_or_canceled_since_or_without_
         "pushed since": await w.packed(then=lambda b: [pushed(b)]),
         "deleted since": await w.packed(then=lambda b: [BuildDeleted(build_id=b)]),
         "canceled since": await w.packed(then=lambda b: [BuildCanceled(build_id=b)]),
+        # what an older packer could commit: a Packed after the cancel it raced with
+        "canceled before its Packed": await w.packed(before=lambda b: [BuildCanceled(build_id=b)]),
         "make_image false (v2)": await w.packed(make_image=False),
         "make_image false (v1, from SpecSubmitted)": await w.packed(version=1, make_image=False),
     }

@@ -20,35 +20,17 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from shared import flock
+
 IN_USE = ".conda-store-in-use"
-
-
-def _lock(cache_dir: Path, mode: int) -> int:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cache_dir / IN_USE, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, mode)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 @contextlib.asynccontextmanager
 async def installing(cache_dir: Path, records: Iterable[Any] = ()) -> AsyncIterator[None]:
     """Hold the cache against pruning while linking; afterwards mark ``records`` used."""
-    locking = asyncio.ensure_future(asyncio.to_thread(_lock, cache_dir, fcntl.LOCK_SH))
-    try:
-        fd = await asyncio.shield(locking)
-    except asyncio.CancelledError:  # the thread still takes the lock: give it back
-        with contextlib.suppress(Exception):
-            os.close(await locking)
-        raise
-    try:
+    async with flock.held(cache_dir / IN_USE, fcntl.LOCK_SH):
         yield
         await asyncio.to_thread(mark_used, cache_dir, records)
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def entry_name(record: Any) -> str:
@@ -96,7 +78,7 @@ def prune(cache_dir: Path, max_bytes: int) -> int:
     if not cache_dir.is_dir():
         return 0
     try:
-        fd = _lock(cache_dir, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = flock.take(cache_dir / IN_USE, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0
     try:

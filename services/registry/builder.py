@@ -53,6 +53,7 @@ from .image import (
 from .install import IMAGE_PLATFORM, install_for_image, install_pip_for_image
 from .oci import OCI_CONFIG, OCI_MANIFEST, sha256_digest
 from .plan import FORMAT_VERSION
+from .staging import Stagings
 from .upstream import ResolvedBaseCache, UpstreamError, UpstreamRegistry, parse_reference
 
 log = get_logger(__name__)
@@ -120,6 +121,7 @@ class ImageBuilder(Worker):
         self.pkgs_cache = settings.package_cache_dir
         self.layer_cache = LayerCache(cache / "oci-layers")
         self.work_root = cache / "registry-work"
+        self.stagings = Stagings(cache / "registry-staging")
         self.upstream = (
             UpstreamRegistry(
                 parse_reference(settings.registry_base_image),
@@ -191,7 +193,7 @@ class ImageBuilder(Worker):
                 log.info("identical package set imaged before: its layers reused, no install")
                 image = writer.assemble(recipe, labels, upstream)
             else:
-                image = await self._build(contents, work, writer, labels, upstream)
+                image = await self._build(job, contents, work, writer, labels, upstream)
                 if image.recipe is not None:
                     await asyncio.to_thread(self.layer_cache.put_recipe, recipe_key, image.recipe)
             image.sbom = sbom
@@ -209,20 +211,26 @@ class ImageBuilder(Worker):
 
     async def _build(
         self,
+        job: ImageJob,
         contents: LockContents,
         work: Path,
         writer: ImageWriter,
         labels: ImageLabels,
         upstream: UpstreamBase | None,
     ) -> BuiltImage:
-        """Install the environment at the image prefix in ``work``, then write its layers."""
-        staging = work / "prefix"
-        await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
+        """Install the environment at the image prefix, then write its layers: into the
+        environment's kept staging (only what changed is linked), or with pip packages into
+        a fresh one in ``work``."""
         if contents.pip:
+            staging = work / "prefix"
+            await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
             await install_pip_for_image(
                 staging, contents.pip, self.image_prefix, self.settings.pip_index, work
             )
-        return await writer.build(staging, work, labels, upstream)
+            return await writer.build(staging, work, labels, upstream)
+        async with self.stagings.hold(job.namespace, job.environment) as staging:
+            await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
+            return await writer.build(staging, work, labels, upstream)
 
     async def _all_stored(self, recipe: ImageRecipe) -> bool:
         """Whether every layer of ``recipe`` is still a blob (GC may have taken some)."""

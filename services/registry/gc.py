@@ -25,6 +25,7 @@ from shared.logging import get_logger
 
 from .blobs import Blobs, ImageRef, gc_lock
 from .repository import build_image
+from .staging import Stagings
 
 log = get_logger(__name__)
 
@@ -33,8 +34,9 @@ class BlobCollector(Worker):
     name = "registry-gc"
     event_types = ("BuildDeleted", "EnvironmentDeleted", "NamespaceDeleted")
 
-    def __init__(self, artifacts: ArtifactStore) -> None:
+    def __init__(self, artifacts: ArtifactStore, stagings: Stagings | None = None) -> None:
         self.blobs = Blobs(artifacts)
+        self.stagings = stagings
 
     async def handle(self, event: RecordedEvent, ctx: HandlerContext) -> Sequence[Append]:
         data = event.payload()
@@ -42,6 +44,10 @@ class BlobCollector(Worker):
             doomed = await self._doomed(data, ctx)
             removed = await self.collect(doomed)
         log.info("images removed", images=len(doomed), blobs_deleted=removed)
+        if self.stagings is not None and isinstance(data, EnvironmentDeleted):
+            await self.stagings.drop(data.namespace, data.environment)
+        elif self.stagings is not None and isinstance(data, NamespaceDeleted):
+            await self.stagings.drop(data.namespace)
         return []
 
     async def _doomed(self, data: object, ctx: HandlerContext) -> list[ImageRef]:

@@ -61,7 +61,8 @@ async def open_registry(
     dynamic = DynamicImages(store, settings, load_deployment_defaults(os.environ))
     resolver = Resolver(store, blobs, waiter, dynamic, settings)
     app = create_app(Access(settings, store.pool), resolver, blobs, settings.max_body_bytes)
-    return Registry(app, waiter, ImageBuilder(artifacts, settings), BlobCollector(artifacts))
+    builder = ImageBuilder(artifacts, settings)
+    return Registry(app, waiter, builder, BlobCollector(artifacts, builder.stagings))
 
 
 async def main(ctx: ServiceContext) -> None:

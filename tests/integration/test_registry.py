@@ -324,6 +324,30 @@ async def test_shared_layers_reproducible_digests_and_gc(
     assert await served.blob_count() == 0
 
 
+async def test_an_environment_changed_since_its_last_image_is_imaged_as_if_afresh(
+    served: Served, lockfiles, tiny_channel
+) -> None:  # type: ignore[no-untyped-def]
+    """The next image of an environment is installed by a transaction on the staging its last
+    image left (only what changed is linked): its layers are those a fresh install gives."""
+    blobs = Blobs(served.artifacts)
+    builder = served.registry.builder
+    await build(served, "default", "s", lockfiles["bar"], tiny_channel.url)
+    _, changed = await build(served, "default", "s", lockfiles["baz"], tiny_channel.url)
+    [staging] = [
+        p
+        for p in builder.stagings.root.rglob("*")
+        if p.is_dir() and p.parent.parent == builder.stagings.root
+    ]
+    metas = sorted(p.name for p in (staging / "conda-meta").glob("*.json"))
+    assert any(m.startswith("baz-") for m in metas)
+    assert not any(m.startswith(("bar-", "withprefix-")) for m in metas)  # unlinked
+
+    builder.layer_cache.root = builder.layer_cache.root / "fresh"  # no recipe, no known layer
+    _, fresh = await build(served, "default", "t", lockfiles["baz"], tiny_channel.url)
+    layers = [json.loads(await blobs.get_bytes(d))["layers"] for d in (changed, fresh)]
+    assert [x["digest"] for x in layers[0]] == [x["digest"] for x in layers[1]]
+
+
 async def test_a_registry_started_before_any_projector_ran_answers_without_a_500(
     event_store: EventStore, settings: Settings, local_artifact_store: ArtifactStore
 ) -> None:

@@ -12,8 +12,9 @@ canceled since) is skipped, and blob uploads skip blobs already stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,21 +91,23 @@ class ImageJob:
         )
 
     @classmethod
-    async def from_stream(cls, store: EventStore, stream: str, packed: Packed) -> ImageJob:
-        """Upcast a version 1 ``Packed`` with the build's ``SpecSubmitted`` and ``Solved``."""
-        history = [e.payload() for e in await store.read_stream(stream)]
+    def of_history(
+        cls, history: Sequence[object], build_id: int, sbom_key: str | None = None
+    ) -> ImageJob:
+        """From the build's ``SpecSubmitted`` and last ``Solved``: to upcast a version 1
+        ``Packed``, or to prepare the image before there is any ``Packed``."""
         submitted = next(e for e in history if isinstance(e, SpecSubmitted))
         solved = [e for e in history if isinstance(e, Solved)]
         if not solved:
-            raise ValueError(f"build {packed.build_id} has no Solved event (no lockfile)")
+            raise ValueError(f"build {build_id} has no Solved event (no lockfile)")
         return cls(
-            packed.build_id,
+            build_id,
             submitted.namespace,
             submitted.environment,
             submitted.build_key,
             solved[-1].lockfile_key,
             submitted.make_image,
-            packed.sbom_key,
+            sbom_key,
         )
 
 
@@ -144,7 +147,7 @@ class ImageBuilder(Worker):
         if any(isinstance(e, ImagePushed | BuildDeleted | BuildCanceled) for e in history):
             log.info("image not needed (already pushed, or build deleted/canceled)")
             return []
-        job = ImageJob.of(packed) or await ImageJob.from_stream(ctx.store, event.stream, packed)
+        job = ImageJob.of(packed) or ImageJob.of_history(history, build_id, packed.sbom_key)
         if not job.make_image:
             log.info("image not made", reason=NO_IMAGE_REASON)
             return []
@@ -168,35 +171,8 @@ class ImageBuilder(Worker):
 
     async def build_and_push(self, job: ImageJob, store: EventStore) -> BuiltImage:
         """Install, write layers, then reference and upload every blob."""
-        self.work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="img-") as tmp:
-            work = Path(tmp)
-            lockfile = work / "conda-lock.yml"
-            await self.artifacts.download_file(job.lockfile_key, lockfile)
-            contents = await asyncio.to_thread(read_lockfile, lockfile, IMAGE_PLATFORM)
-            writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
-            sbom = await self.artifacts.get_bytes(job.sbom_key) if job.sbom_key else None
-            labels = ImageLabels(
-                job.namespace,
-                job.environment,
-                job.build_id,
-                job.build_key,
-                tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
-                sha256_digest(sbom) if sbom is not None else "",
-            )
-            upstream = await self._upstream_base(work)
-            recipe_key = content_key(
-                contents, FORMAT_VERSION, self.image_prefix, await writer.base_identity(upstream)
-            )
-            recipe = await asyncio.to_thread(self.layer_cache.recipe, recipe_key)
-            if recipe is not None and await self._all_stored(recipe):
-                log.info("identical package set imaged before: its layers reused, no install")
-                image = writer.assemble(recipe, labels, upstream)
-            else:
-                image = await self._build(job, contents, work, writer, labels, upstream)
-                if image.recipe is not None:
-                    await asyncio.to_thread(self.layer_cache.put_recipe, recipe_key, image.recipe)
-            image.sbom = sbom
+        with self._work() as work:
+            image = await self._image(job, work)
             ref = ImageRef(
                 build_id=job.build_id,
                 namespace=job.namespace,
@@ -209,6 +185,58 @@ class ImageBuilder(Worker):
                 await self._upload(image)
             return image
 
+    async def prepare(self, job: ImageJob) -> None:
+        """Make and store the layers and recipe of ``job``'s package set ahead of its
+        ``Packed``: the image build then finds the recipe and only assembles. No reference
+        is written, so no blob is kept for this build; a layer blob stays (content-addressed,
+        shared by every image of its package) until no image needs it."""
+        with self._work() as work:
+            image = await self._image(job, work)
+            await self._upload_layers(image)
+
+    @contextlib.contextmanager
+    def _work(self) -> Iterator[Path]:
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="img-") as tmp:
+            yield Path(tmp)
+
+    async def _image(self, job: ImageJob, work: Path) -> BuiltImage:
+        """The image documents, with every layer not yet stored written into ``work``: from
+        the recipe of the same package set when there is one, else installed and layered."""
+        lockfile = work / "conda-lock.yml"
+        await self.artifacts.download_file(job.lockfile_key, lockfile)
+        contents = await asyncio.to_thread(read_lockfile, lockfile, IMAGE_PLATFORM)
+        writer = ImageWriter(self.image_prefix, self.layer_cache, self.blobs.has)
+        sbom = await self.artifacts.get_bytes(job.sbom_key) if job.sbom_key else None
+        labels = ImageLabels(
+            job.namespace,
+            job.environment,
+            job.build_id,
+            job.build_key,
+            tuple(f"{pin.name}=={pin.version}" for pin in contents.pip),
+            sha256_digest(sbom) if sbom is not None else "",
+        )
+        upstream = await self._upstream_base(work)
+        recipe_key = content_key(
+            contents, FORMAT_VERSION, self.image_prefix, await writer.base_identity(upstream)
+        )
+        known = await self._known_recipe(recipe_key)
+        if known is not None:
+            image = writer.assemble(known, labels, upstream)
+        else:
+            image = await self._build(job, contents, work, writer, labels, upstream, recipe_key)
+        image.sbom = sbom
+        return image
+
+    async def _known_recipe(self, key: str) -> ImageRecipe | None:
+        """The recipe of an identical package set imaged before, if all its layers are
+        still stored (GC may have taken some)."""
+        recipe = await asyncio.to_thread(self.layer_cache.recipe, key)
+        if recipe is None or not await self._all_stored(recipe):
+            return None
+        log.info("identical package set imaged before: its layers reused, no install")
+        return recipe
+
     async def _build(
         self,
         job: ImageJob,
@@ -217,20 +245,30 @@ class ImageBuilder(Worker):
         writer: ImageWriter,
         labels: ImageLabels,
         upstream: UpstreamBase | None,
+        recipe_key: str,
     ) -> BuiltImage:
-        """Install the environment at the image prefix, then write its layers: into the
-        environment's kept staging (only what changed is linked), or with pip packages into
-        a fresh one in ``work``."""
+        """Install the environment at the image prefix, then write its layers and remember
+        their recipe: into the environment's kept staging (only what changed is linked), or
+        with pip packages into a fresh one in ``work``."""
         if contents.pip:
             staging = work / "prefix"
             await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
             await install_pip_for_image(
                 staging, contents.pip, self.image_prefix, self.settings.pip_index, work
             )
-            return await writer.build(staging, work, labels, upstream)
-        async with self.stagings.hold(job.namespace, job.environment) as staging:
-            await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
-            return await writer.build(staging, work, labels, upstream)
+            image = await writer.build(staging, work, labels, upstream)
+        else:
+            async with self.stagings.hold(job.namespace, job.environment) as staging:
+                # whoever held the staging before (the same build's preparation) may have
+                # made this very recipe meanwhile
+                known = await self._known_recipe(recipe_key)
+                if known is not None:
+                    return writer.assemble(known, labels, upstream)
+                await install_for_image(contents.conda, staging, self.image_prefix, self.pkgs_cache)
+                image = await writer.build(staging, work, labels, upstream)
+        if image.recipe is not None:
+            await asyncio.to_thread(self.layer_cache.put_recipe, recipe_key, image.recipe)
+        return image
 
     async def _all_stored(self, recipe: ImageRecipe) -> bool:
         """Whether every layer of ``recipe`` is still a blob (GC may have taken some)."""
@@ -267,7 +305,8 @@ class ImageBuilder(Worker):
         log.info("base image", reference=reference, digest=resolved.digest, layers=len(layers))
         return UpstreamBase(layers, resolved.config)
 
-    async def _upload(self, image: BuiltImage) -> None:
+    async def _upload_layers(self, image: BuiltImage) -> int:
+        """Upload the layers written for ``image``; returns how many were new."""
         uploaded = 0
         for layer in image.layers:
             if layer.path is None:
@@ -275,6 +314,10 @@ class ImageBuilder(Worker):
                     raise BlobVanished(f"layer {layer.digest} was removed while building")
                 continue
             uploaded += await self.blobs.put_file(layer.digest, layer.path)
+        return uploaded
+
+    async def _upload(self, image: BuiltImage) -> None:
+        uploaded = await self._upload_layers(image)
         if image.sbom is not None:
             await self.blobs.put_bytes(sha256_digest(image.sbom), image.sbom, SBOM_MEDIA_TYPE)
         await self.blobs.put_bytes(image.config_digest, image.config, OCI_CONFIG)

@@ -3,7 +3,7 @@
 Layers, in order: ``core`` base (busybox, glibc, users), ``libs`` (host libraries the
 environment links), one layer per conda package, the final layer (conda-meta and leftovers).
 Layers already known (same cache key, blob already stored) are not rebuilt; the others are
-compressed in parallel threads (zlib releases the GIL).
+compressed in parallel threads (ISA-L releases the GIL).
 
 Every image uses the same prefix (``/opt/conda`` by default) rather than one per environment:
 rattler patches the prefix into files, and tar entry names contain it, so only a common prefix

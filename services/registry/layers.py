@@ -21,6 +21,9 @@ from typing import BinaryIO
 
 from shared.gzip_stream import FAST_LEVEL, gzip_writer
 
+TAR_ENCODING = "utf-8"
+"""Names are encoded as ``tarfile`` does on this platform (its filesystem encoding)."""
+
 DIR_MODE = 0o755
 
 
@@ -50,22 +53,71 @@ class LayerBlob:
     size: int
 
 
-class _HashingWriter(io.RawIOBase):
-    """A write-only stream that hashes and counts what passes through to ``inner``."""
+CHUNK = 1 << 20
+"""The tar stream goes to the hash and the compressor in pieces of exactly this size: few
+calls (each releasing the GIL for long) instead of tarfile's 10 KiB records, and the same
+pieces for the same bytes, so the compressed digest is reproducible."""
+
+
+class _LayerStream:
+    """The uncompressed tar stream of one layer: hashed (``diff_id``), then gzip'd, hashed
+    again (the blob digest) and written to ``raw``, in ``CHUNK``-sized pieces."""
+
+    def __init__(self, raw: BinaryIO, level: int) -> None:
+        self.compressed = _Counted(raw)
+        self.gzip = gzip_writer(self.compressed, level)
+        self.plain = hashlib.sha256()
+        self.buffer = bytearray()
+        self.offset = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.buffer += data
+        self.offset += len(data)
+        if len(self.buffer) >= CHUNK:
+            view = memoryview(self.buffer)
+            full = len(self.buffer) - len(self.buffer) % CHUNK
+            for start in range(0, full, CHUNK):
+                self._emit(view[start : start + CHUNK])
+            view.release()
+            del self.buffer[:full]
+
+    def copy(self, source: BinaryIO, size: int, name: str) -> None:
+        """``size`` bytes of ``source`` (tarfile's rule: a file that shrank is an error)."""
+        left = size
+        while left:
+            data = source.read(min(left, CHUNK))
+            if not data:
+                raise OSError(f"{name}: file changed size while writing its layer")
+            self.write(data)
+            left -= len(data)
+
+    def _emit(self, piece: memoryview | bytearray) -> None:
+        self.plain.update(piece)
+        self.gzip.write(piece)
+
+    def close(self) -> None:
+        if self.buffer:
+            self._emit(self.buffer)
+            self.buffer.clear()
+        self.gzip.close()
+
+
+class _Counted:
+    """Where the compressed bytes go: hashed and counted on their way to ``inner``."""
 
     def __init__(self, inner: BinaryIO) -> None:
         self.inner = inner
         self.hash = hashlib.sha256()
         self.size = 0
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:
         self.hash.update(data)
         self.size += len(data)
         self.inner.write(data)
         return len(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
 
 
 def _parents(arcname: str) -> list[str]:
@@ -122,22 +174,30 @@ def _tarinfo(entry: Entry) -> tuple[tarfile.TarInfo, BinaryIO | None]:
 
 
 def write_layer(entries: Iterable[Entry], out_path: Path, level: int = FAST_LEVEL) -> LayerBlob:
-    """Write a gzip'd tar of ``entries`` (parents added, sorted) to ``out_path``."""
+    """Write a gzip'd tar of ``entries`` (parents added, sorted) to ``out_path``.
+
+    The tar bytes are those of ``tarfile`` in PAX format (its headers, its padding, its end
+    of archive), written here rather than through ``TarFile.addfile``, whose per-record
+    writes and per-member copies cost more than the compression on a layer of many files.
+    """
     with open(out_path, "wb") as raw:
-        compressed = _HashingWriter(raw)
-        with gzip_writer(compressed, level) as gz:
-            plain = _HashingWriter(gz)  # type: ignore[arg-type]
-            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for entry in with_parents(entries):
-                    info, stream = _tarinfo(entry)
-                    try:
-                        tar.addfile(info, stream)
-                    finally:
-                        if stream is not None:
-                            stream.close()
+        stream = _LayerStream(raw, level)
+        for entry in with_parents(entries):
+            info, source = _tarinfo(entry)
+            try:
+                stream.write(info.tobuf(tarfile.PAX_FORMAT, TAR_ENCODING, "surrogateescape"))
+                if source is not None:
+                    stream.copy(source, info.size, info.name)
+                    stream.write(bytes(-info.size % tarfile.BLOCKSIZE))
+            finally:
+                if source is not None:
+                    source.close()
+        stream.write(bytes(2 * tarfile.BLOCKSIZE))
+        stream.write(bytes(-stream.offset % tarfile.RECORDSIZE))
+        stream.close()
     return LayerBlob(
         path=out_path,
-        digest="sha256:" + compressed.hash.hexdigest(),
-        diff_id="sha256:" + plain.hash.hexdigest(),
-        size=compressed.size,
+        digest="sha256:" + stream.compressed.hash.hexdigest(),
+        diff_id="sha256:" + stream.plain.hexdigest(),
+        size=stream.compressed.size,
     )

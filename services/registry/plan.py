@@ -20,9 +20,10 @@ from .layers import Entry
 MAX_PACKAGE_LAYERS = 100
 """Overlay filesystems stack ~128 layers at most; the smallest packages share the last one."""
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 """Bump when the layer bytes for the same input would change (tar format, gzip level...):
-2 is ISA-L gzip at level 2 (1 was zlib at level 6)."""
+3 is the same tar compressed in 1 MiB pieces (``layers.CHUNK``), 2 was ISA-L gzip at level 2
+in tarfile's 10 KiB records, 1 was zlib at level 6."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""Registry process: the OCI distribution API (pull side) plus the image builder and blob GC.
+"""Registry process: the OCI distribution API (pull side) plus the image preparer, the image
+builder and blob GC.
 
 ``main`` serves ``/v2/`` on ``settings.registry_port`` (5000 by default, the user guide's
-``localhost:5000/<namespace>/<environment>``) and runs the two workers until ``ctx.stop``.
+``localhost:5000/<namespace>/<environment>``) and runs the workers until ``ctx.stop``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .blobs import Blobs
 from .builder import ImageBuilder
 from .dynamic import DynamicImages
 from .gc import BlobCollector
+from .preparer import ImagePreparer
 from .resolve import Resolver
 from .waiter import BuildWaiter
 
@@ -44,6 +46,7 @@ class Registry:
     app: FastAPI
     waiter: BuildWaiter
     builder: ImageBuilder
+    preparer: ImagePreparer
     collector: BlobCollector
 
 
@@ -62,7 +65,8 @@ async def open_registry(
     resolver = Resolver(store, blobs, waiter, dynamic, settings)
     app = create_app(Access(settings, store.pool), resolver, blobs, settings.max_body_bytes)
     builder = ImageBuilder(artifacts, settings)
-    return Registry(app, waiter, builder, BlobCollector(artifacts, builder.stagings))
+    collector = BlobCollector(artifacts, builder.stagings)
+    return Registry(app, waiter, builder, ImagePreparer(builder), collector)
 
 
 async def main(ctx: ServiceContext) -> None:
@@ -73,6 +77,7 @@ async def main(ctx: ServiceContext) -> None:
     registry = await open_registry(settings, store, nc, artifacts)
     workers = [
         ConsumerRunner(registry.builder, store, nc, settings, concurrency=1).run(ctx.stop),
+        ConsumerRunner(registry.preparer, store, nc, settings, concurrency=1).run(ctx.stop),
         ConsumerRunner(registry.collector, store, nc, settings).run(ctx.stop),
         serve_app(
             registry.app,

@@ -16,7 +16,10 @@ For environments of 10, 50, 150 and all packages of the large channel (closed pr
 - archive: the packer's archive time (its build log) against `tar -c | pigz -p2` of the prefix;
 - disk: everything under the stack's data dir (store, caches, artifacts) once built.
 
-    python -m tests.bench.bench_large_stack [--sizes 10,50,150,all]
+    python -m tests.bench.bench_large_stack [--sizes 10,50,150,all] [--no-preparer]
+
+The registry runs its image preparer (layers made on `Solved`, beside the packer) unless
+`--no-preparer` is given; run both to see what it changes.
 
 Targets (issue 18): P1 stack/direct <= 1.0x; P2 warm/cold <= 0.05x; one-package change <=
 0.3x cold; Packed -> ImagePushed <= 0.3x the pack time, < 0.5 s when every layer is known;
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.registry.builder import ImageBuilder
+from services.registry.preparer import ImagePreparer
 from shared.buildlog import BuildLog
 from shared.embedded.postgres import PostgresCluster
 from shared.events import stream_of_build
@@ -117,10 +121,16 @@ async def _image_lag(env: Env, build_id: int) -> float:
 
 
 async def stack_figures(
-    cluster: PostgresCluster, url: str, deps: list[str], change: list[str], root: Path
+    cluster: PostgresCluster,
+    url: str,
+    deps: list[str],
+    change: list[str],
+    root: Path,
+    prepare: bool,
 ) -> StackFigures:
     async with Env(cluster, root, concurrency=2) as env:
-        await env.stack.run_workers(ImageBuilder(env.artifacts, env.settings))
+        builder = ImageBuilder(env.artifacts, env.settings)
+        await env.stack.run_workers(builder, *([ImagePreparer(builder)] if prepare else []))
         cold_id, cold_s = await _build(env, url, deps, "ds")
         image_cold = await _image_lag(env, cold_id)
         pack_s = await _recorded(env, cold_id, "Packed") - await _recorded(env, cold_id, "Solved")
@@ -173,7 +183,7 @@ def table(rows: list[tuple[DirectFigures, float, float, StackFigures]]) -> str:
     return "\n".join(lines)
 
 
-async def main(sizes: list[int | None]) -> None:
+async def main(sizes: list[int | None], prepare: bool) -> None:
     configure_logging("WARNING", "console")
     for tool in ("pigz", "umoci"):
         if shutil.which(tool) is None:
@@ -196,7 +206,9 @@ async def main(sizes: list[int | None]) -> None:
                 pigz_s = time.perf_counter() - t
                 shutil.rmtree(direct_dir)
                 change = one_package_change(order, deps)
-                stack = await stack_figures(cluster, server.url, deps, change, work / f"stack-{n}")
+                stack = await stack_figures(
+                    cluster, server.url, deps, change, work / f"stack-{n}", prepare
+                )
                 shutil.rmtree(work / f"stack-{n}", ignore_errors=True)
                 rows.append((direct, umoci_s, pigz_s, stack))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
@@ -211,5 +223,10 @@ async def main(sizes: list[int | None]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("10,50,150,all"))
+    parser.add_argument(
+        "--no-preparer",
+        action="store_true",
+        help="the registry makes an image only on Packed, as before the image preparer",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.sizes))
+    asyncio.run(main(args.sizes, not args.no_preparer))

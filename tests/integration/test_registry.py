@@ -24,17 +24,28 @@ from shared.artifacts import ArtifactStore
 from shared.auth import AuthenticationToken, encode_token
 from shared.bus.jetstream import connect_nats
 from shared.embedded.ports import free_port
-from shared.events import BuildDeleted, EnvironmentDeleted, PackageRef, new_event
+from shared.events import (
+    BuildCanceled,
+    BuildDeleted,
+    EnvironmentDeleted,
+    PackageRef,
+    Solved,
+    new_event,
+)
 from shared.eventstore import EventStore
 from shared.sbom import SbomSubject, build_sbom
 from shared.settings import Settings
+from shared.spec import CondaSpecification
+from shared.submission import submit_specification
 from tests.harness.fixtures_stack import Stack
 from tests.harness.serving import serve_healthy
 from tests.integration.test_registry_support import (
+    append_packed,
     run,
     skopeo,
     solve_lockfile,
     submit_packed,
+    submit_solved,
     wait_image,
 )
 
@@ -72,7 +83,7 @@ async def serve_registry(
     settings = settings.model_copy(update={"secret": SECRET, **overrides})
     nc = await connect_nats(settings.nats_url, "test-registry")
     registry = await open_registry(settings, stack.store, nc, artifacts)
-    await stack.run_workers(registry.builder, registry.collector)
+    await stack.run_workers(registry.builder, registry.preparer, registry.collector)
     port = free_port()
     server, stop = await serve_healthy(registry.app, port)
     try:
@@ -293,7 +304,7 @@ async def test_shared_layers_reproducible_digests_and_gc(
     events = await store.read_stream(f"build-{a_id}")
     packed = next(e.payload() for e in events if e.type == "Packed")
     assert ImageJob.of(packed) is None  # type: ignore[arg-type]  # a version 1 Packed
-    job = await ImageJob.from_stream(store, f"build-{a_id}", packed)  # type: ignore[arg-type]
+    job = ImageJob.of_history([e.payload() for e in events], a_id, packed.sbom_key)  # type: ignore[union-attr]
     fields = ("namespace", "environment", "build_key", "lockfile_key")
     v2 = packed.model_copy(update={f: getattr(job, f) for f in fields})
     assert ImageJob.of(v2) == job  # type: ignore[arg-type]  # version 2 carries it all
@@ -346,6 +357,65 @@ async def test_an_environment_changed_since_its_last_image_is_imaged_as_if_afres
     _, fresh = await build(served, "default", "t", lockfiles["baz"], tiny_channel.url)
     layers = [json.loads(await blobs.get_bytes(d))["layers"] for d in (changed, fresh)]
     assert [x["digest"] for x in layers[0]] == [x["digest"] for x in layers[1]]
+
+
+async def test_layers_are_made_on_solved_and_packed_only_assembles_them(
+    served: Served, lockfiles, tiny_channel, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The preparer makes an image's layers and recipe from ``Solved`` alone, before any
+    ``Packed``: every layer blob is stored, no image exists yet and nothing is recorded. The
+    ``Packed`` that follows installs nothing and gives the image a build without preparation
+    gives; a canceled build is not prepared."""
+    store, builder = served.stack.store, served.registry.builder
+    blobs = Blobs(served.artifacts)
+    build_id = await submit_solved(
+        store, served.artifacts, "default", "early", tiny_channel.url, ["bar"], lockfiles["bar"]
+    )
+    deadline = asyncio.get_running_loop().time() + 60
+    while not list(builder.layer_cache.root.glob("*.image.json")):
+        assert asyncio.get_running_loop().time() < deadline, "no recipe made from Solved"
+        await asyncio.sleep(0.1)
+    [recipe_file] = builder.layer_cache.root.glob("*.image.json")
+    recipe = json.loads(recipe_file.read_text())
+    assert len(recipe["layers"]) >= 4
+    for layer in recipe["layers"]:
+        assert await blobs.has(layer["digest"]), layer["name"]
+    assert await blobs.refs() == []  # no image, no reference: nothing kept for this build
+    assert [e.type for e in await store.read_stream(f"build-{build_id}")] == [
+        "SpecSubmitted",
+        "Solved",
+    ]
+
+    def no_install(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the image build installed again after its preparation")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("services.registry.builder.install_for_image", no_install)
+        await append_packed(store, served.artifacts, build_id)
+        prepared = await wait_image(store, build_id)
+    manifest = json.loads(await blobs.get_bytes(prepared.manifest_digest))
+    assert [x["digest"] for x in manifest["layers"]] == [x["digest"] for x in recipe["layers"]]
+
+    builder.layer_cache.root = builder.layer_cache.root / "fresh"  # no recipe, no known layer
+    _, unprepared = await build(served, "default", "late", lockfiles["bar"], tiny_channel.url)
+    fresh = json.loads(await blobs.get_bytes(unprepared))
+    assert [x["digest"] for x in fresh["layers"]] == [x["digest"] for x in manifest["layers"]]
+
+    builder.layer_cache.root = builder.layer_cache.root / "canceled"
+    canceled = await submit_specification(
+        store, CondaSpecification(name="gone", channels=[tiny_channel.url], dependencies=["baz"]),
+        "default",
+    )  # fmt: skip
+    key = f"builds/{canceled.build_id}/conda-lock.yml"
+    await served.artifacts.put_bytes(key, lockfiles["baz"].encode())
+    solved = Solved(build_id=canceled.build_id, lockfile_key=key, yaml_key=key, packages=[])
+    gone = BuildCanceled(build_id=canceled.build_id)
+    stream = f"build-{canceled.build_id}"
+    [*_, recorded] = await store.append(stream, [new_event(gone), new_event(solved)])
+    while not await store.is_tracked("registry-preparer", str(recorded.event_id)):
+        assert asyncio.get_running_loop().time() < deadline + 60, "the Solved was not handled"
+        await asyncio.sleep(0.1)
+    assert not list(builder.layer_cache.root.glob("*")), "a canceled build was prepared"
 
 
 async def test_a_registry_started_before_any_projector_ran_answers_without_a_500(

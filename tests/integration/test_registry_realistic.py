@@ -80,7 +80,7 @@ async def test_pulled_image_runs_numpy_and_pip_packages_under_runc(
         builder.layer_cache.root = builder.layer_cache.root / "fresh"
         events = await stack.store.read_stream(f"build-{build_id}")
         packed = next(e.payload() for e in events if e.type == "Packed")
-        job = await ImageJob.from_stream(stack.store, f"build-{build_id}", packed)  # type: ignore[arg-type]
+        job = ImageJob.of_history([e.payload() for e in events], build_id, packed.sbom_key)  # type: ignore[union-attr]
         again = await builder.build_and_push(job, stack.store)
         assert again.digest == pushed.manifest_digest
 

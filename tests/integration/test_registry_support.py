@@ -87,6 +87,27 @@ async def solve_lockfile(
         return path.read_text()
 
 
+async def submit_solved(
+    store: EventStore,
+    artifacts: ArtifactStore,
+    namespace: str,
+    name: str,
+    channel_url: str,
+    specs: list[str],
+    lockfile: str,
+) -> int:
+    """A build whose solve is faked (its lockfile stored, ``Solved`` appended): what the
+    image preparer starts from."""
+    spec = CondaSpecification(name=name, channels=[channel_url], dependencies=specs)
+    submitted = await submit_specification(store, spec, namespace)
+    build_id = submitted.build_id
+    key = f"builds/{build_id}/conda-lock.yml"
+    await artifacts.put_bytes(key, lockfile.encode())
+    solved = Solved(build_id=build_id, lockfile_key=key, yaml_key=key, packages=[])
+    await store.append(f"build-{build_id}", [new_event(solved)])
+    return build_id
+
+
 async def submit_packed(
     store: EventStore,
     artifacts: ArtifactStore,
@@ -99,27 +120,32 @@ async def submit_packed(
 ) -> int:
     """A build whose solve and pack are faked (events appended), so the builder runs next;
     with ``sbom``, a version 2 ``Packed`` names it as the packer's does."""
-    spec = CondaSpecification(name=name, channels=[channel_url], dependencies=specs)
-    submitted = await submit_specification(store, spec, namespace)
-    build_id = submitted.build_id
+    build_id = await submit_solved(store, artifacts, namespace, name, channel_url, specs, lockfile)
+    await append_packed(store, artifacts, build_id, sbom)
+    return build_id
+
+
+async def append_packed(
+    store: EventStore, artifacts: ArtifactStore, build_id: int, sbom: bytes | None = None
+) -> None:
+    """The faked ``Packed`` of a build ``submit_solved`` made (version 1 without ``sbom``)."""
+    stream = f"build-{build_id}"
+    submitted = (await store.read_stream(stream))[0].payload()
     key = f"builds/{build_id}/conda-lock.yml"
-    await artifacts.put_bytes(key, lockfile.encode())
-    solved = Solved(build_id=build_id, lockfile_key=key, yaml_key=key, packages=[])
     packed = Packed(build_id=build_id, archive_key=key, logs_key=key, size=1)
     if sbom is not None:
         sbom_key = f"builds/{build_id}/sbom.cdx.json"
         await artifacts.put_bytes(sbom_key, sbom)
         packed = packed.model_copy(
             update={
-                "namespace": namespace,
-                "environment": name,
-                "build_key": submitted.event.build_key,
+                "namespace": submitted.namespace,  # type: ignore[attr-defined]
+                "environment": submitted.environment,  # type: ignore[attr-defined]
+                "build_key": submitted.build_key,  # type: ignore[attr-defined]
                 "lockfile_key": key,
                 "sbom_key": sbom_key,
             }
         )
-    await store.append(f"build-{build_id}", [new_event(solved), new_event(packed)])
-    return build_id
+    await store.append(stream, [new_event(packed)])
 
 
 async def wait_image(store: EventStore, build_id: int, timeout: float = 60.0) -> ImagePushed:

@@ -133,7 +133,8 @@ async def test_a_version_2_packed_is_the_image_job_and_a_version_1_is_upcast_fro
     v1 = await w.packed(version=1, make_image=False)
     old = v1.payload()
     assert isinstance(old, Packed) and ImageJob.of(old) is None  # not enough in the event
-    job = await ImageJob.from_stream(w.log, v1.stream, old)  # type: ignore[arg-type]
+    history = [e.payload() for e in await w.log.read_stream(v1.stream)]
+    job = ImageJob.of_history(history, old.build_id, old.sbom_key)
     [submitted, *_] = await w.log.read_stream(v1.stream)
     assert job == ImageJob(
         int(v1.data["build_id"]), "team", "analysis", submitted.data["build_key"],
@@ -141,11 +142,10 @@ async def test_a_version_2_packed_is_the_image_job_and_a_version_1_is_upcast_fro
     )  # fmt: skip  # from SpecSubmitted and Solved
 
     # a version 1 Packed whose stream has no Solved has no lockfile to build from
-    orphan = Packed(build_id=99, archive_key=None, logs_key="builds/99/logs.txt", size=1)
     [submitted_only, *_] = await w.log.read_stream(v1.stream)
     await w.log.append("build-99", [new_event(submitted_only.payload())])
     with pytest.raises(ValueError, match="no Solved event"):
-        await ImageJob.from_stream(w.log, "build-99", orphan)  # type: ignore[arg-type]
+        ImageJob.of_history([e.payload() for e in await w.log.read_stream("build-99")], 99)
 
 
 async def test_a_packed_build_needing_an_image_goes_on_to_build_it(tmp_path: Path) -> None:

@@ -138,15 +138,22 @@ def own_and_measure(prefix: Path, owner: Ownership) -> int:
     mode, uid, gid = owner.mode(), _id(owner.uid), _id(owner.gid)
     seen: set[tuple[int, int]] = set()
     total = 0
-    for root, dirs, files in os.walk(prefix):
-        for name in (*dirs, *files):
-            path = os.path.join(root, name)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            total += _counted(st, seen)
-            _own(path, st, mode, uid, gid)
+    pending = [str(prefix)]
+    while pending:  # scandir's entries, not os.walk's names joined and stat'ed again
+        try:
+            entries = os.scandir(pending.pop())
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                total += _counted(st, seen)
+                _own(entry.path, st, mode, uid, gid)
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(entry.path)
     st = os.lstat(prefix)
     _own(str(prefix), st, mode, uid, gid)
     return total + st.st_size

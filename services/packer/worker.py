@@ -321,19 +321,30 @@ class PackerWorker(Worker):
         else:
             await plog.write("pip", "no pip packages")
 
-        policy = submitted.store_policy
-        owner = Ownership(policy.uid, policy.gid, policy.permissions)
-        size = await asyncio.to_thread(own_and_measure, prefix, owner)
+        # the SBOM needs only the installed prefix: made beside the ownership walk and the
+        # archive rather than after them (a 150-package SBOM takes ~0.3 s)
+        sbom_made = asyncio.create_task(self._sbom(solved, target, plog))
+        try:
+            policy = submitted.store_policy
+            owner = Ownership(policy.uid, policy.gid, policy.permissions)
+            size = await asyncio.to_thread(own_and_measure, prefix, owner)
 
-        progress.phase = "pack"
-        archive: str | None = None
-        if policy.make_archive:
-            archive = await self._archive(contents, prefix, workdir, size, plog, build_id)
-        else:
-            await plog.write("pack", "no archive: the build_artifacts setting has no CONDA_PACK")
-        await self._prune_caches()
-        progress.phase = "upload"
-        sbom = await self._sbom(solved, target, plog)
+            progress.phase = "pack"
+            archive: str | None = None
+            if policy.make_archive:
+                archive = await self._archive(contents, prefix, workdir, size, plog, build_id)
+            else:
+                await plog.write(
+                    "pack", "no archive: the build_artifacts setting has no CONDA_PACK"
+                )
+            await self._prune_caches()
+            progress.phase = "upload"
+            sbom = await sbom_made
+        finally:
+            if not sbom_made.done():
+                sbom_made.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sbom_made
 
         await asyncio.to_thread(
             mark_complete, prefix, build_id, submitted.namespace, submitted.environment, owner

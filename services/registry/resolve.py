@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from shared.eventstore import EventStore
+from shared.memo import BoundedMemo
 from shared.settings import Settings
 from shared.spec import DYNAMIC_NAMESPACE, SpecificationError, dynamic_image_spec
 
@@ -77,7 +78,7 @@ class Resolver:
         self.waiter = waiter
         self.dynamic = dynamic
         self.timeout = settings.registry_wait_timeout_s
-        self._manifests: dict[str, bytes] = {}
+        self._manifests: BoundedMemo[str, bytes] = BoundedMemo(MANIFEST_CACHE)
         self._latest: dict[str, tuple[str, float]] = {}
         self.tag_cache_s = settings.registry_tag_cache_s
         waiter.on_event = self.forget_tags
@@ -194,9 +195,7 @@ class Resolver:
         except KeyError as exc:
             raise RegistryError("MANIFEST_UNKNOWN", {"digest": digest}) from exc
         if sha256_digest(body) == digest:
-            if len(self._manifests) >= MANIFEST_CACHE:
-                self._manifests.pop(next(iter(self._manifests)))
-            self._manifests[digest] = body
+            self._manifests.put(digest, body)
         return body
 
     async def tags(self, name: str, caller: Caller) -> tuple[RepoName, list[str]]:

@@ -22,6 +22,8 @@ from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
 from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
 from conda_lock.models.channel import Channel
 
+from shared.memo import BoundedMemo
+
 from .types import LockedPackage, SolveResult
 
 
@@ -65,8 +67,7 @@ def as_json(document: dict[str, Any]) -> str:
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's loader where PyYAML has it: ten times the pure-Python one on a lockfile."""
 
-RENDERED_MEMO_SIZE = 64
-_rendered: dict[str, str] = {}
+_rendered: BoundedMemo[str, str] = BoundedMemo(64)
 """Lockfile texts by the digest of their solve result: a solve-cache hit (a rebuild) would
 otherwise spend ~0.3 s of a 150-package environment writing the same document again."""
 
@@ -91,9 +92,7 @@ def render_lockfile(result: SolveResult) -> str:
         path = Path(tmp) / "conda-lock.yml"
         write_conda_lock_file(lockfile, path, metadata_choices=None)
         text = as_json(yaml.load(path.read_text(), Loader=SAFE_LOADER))
-    if len(_rendered) >= RENDERED_MEMO_SIZE:
-        _rendered.pop(next(iter(_rendered)))
-    _rendered[key] = text
+    _rendered.put(key, text)
     return text
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import rattler
 
 from shared.eventstore import EventStore
+from shared.memo import BoundedMemo
 from shared.pip_index import PipIndex
 from shared.settings import Settings
 
@@ -69,7 +70,9 @@ class Resolver:
         self.uv_cache_dir = uv_cache_dir
         self.timeout_s = timeout_s
         self.indexer = indexer
-        self._fingerprints: dict[tuple[str, tuple[int, ...]], str] = {}
+        self._fingerprints: BoundedMemo[tuple[str, tuple[int, ...]], str] = BoundedMemo(
+            FINGERPRINT_MEMO_SIZE
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, pool, index_channels: bool = True) -> Resolver:  # type: ignore[no-untyped-def]
@@ -109,9 +112,7 @@ class Resolver:
             records = await self.solver.fetch(request.channels, platform, specs)
             digest.update(f"{platform}:{fingerprint_records(records)};".encode())
         fingerprint = digest.hexdigest()
-        if len(self._fingerprints) >= FINGERPRINT_MEMO_SIZE:
-            self._fingerprints.pop(next(iter(self._fingerprints)))
-        self._fingerprints[memo_key] = fingerprint
+        self._fingerprints.put(memo_key, fingerprint)
         return fingerprint
 
     async def resolve(self, request: SolveRequest) -> Resolution:
